@@ -60,7 +60,7 @@ int masterkey_parse(const uint8_t *buf, size_t len, struct masterkey **mk_r, con
 	struct masterkey *mk = calloc(1, sizeof(*mk));
 	if (mk == NULL)
 		abort();
-	mk->keys = secret_new(MASTERKEY_MAX_KEYS * HK_KEY_LEN);
+	mk->keys = secret_new_isolated(MASTERKEY_MAX_KEYS * HK_KEY_LEN);
 
 	int ret = HK_ERR_INVAL;
 	const uint8_t *p = buf + hlen, *end = buf + len;

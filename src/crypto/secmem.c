@@ -3,6 +3,7 @@
 #include "crypto/wipealloc.h"
 #include "lib/log.h"
 
+#include <openssl/crypto.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -13,7 +14,8 @@
 struct secret {
 	size_t len;
 	size_t cap;
-	uint8_t *bytes; /* sodium_malloc'ed; cap bytes; ends at a guard page */
+	bool isolated;	/* sodium_malloc'ed, else from OpenSSL's secure heap */
+	uint8_t *bytes; /* cap bytes of guarded memory */
 };
 
 static bool secmem_ready;
@@ -33,6 +35,15 @@ int secmem_init(void)
 		ret = wipealloc_install_curl();
 	if (ret < 0)
 		return ret;
+	/* 1: arena ready; 2: ready but not mlock()ed (RLIMIT_MEMLOCK); 0: none */
+	int sh = CRYPTO_secure_malloc_initialized()
+			 ? 1
+			 : CRYPTO_secure_malloc_init(SECMEM_ARENA_SIZE, 16);
+	if (sh == 0)
+		return HK_ERR_NOMEM;
+	if (sh == 2)
+		log_warn("secure heap could not be locked in memory (RLIMIT_MEMLOCK): "
+			 "short-lived secrets may be swapped");
 	secmem_ready = true;
 	return 0;
 }
@@ -53,20 +64,43 @@ int secmem_harden_process(void)
 	return 0;
 }
 
-struct secret *secret_new(size_t len)
+static struct secret *secret_alloc(size_t len, bool isolated)
 {
 	struct secret *s = malloc(sizeof(*s));
-	/* sodium_malloc(0) is valid but keep a byte so bytes is never NULL. */
-	uint8_t *b = sodium_malloc(len > 0 ? len : 1);
+	size_t cap = len > 0 ? len : 1; /* bytes is never NULL */
+	uint8_t *b = NULL;
+	if (!isolated && cap <= SECMEM_ARENA_MAX && CRYPTO_secure_malloc_initialized())
+		b = OPENSSL_secure_zalloc(cap);
+	if (b == NULL) {
+		isolated = true;
+		b = sodium_malloc(cap);
+		if (b != NULL)
+			sodium_memzero(b, cap);
+	}
 	if (s == NULL || b == NULL) {
 		log_err("out of guarded memory (%zu bytes): aborting", len);
 		abort();
 	}
-	sodium_memzero(b, len > 0 ? len : 1);
 	s->len = len;
-	s->cap = len > 0 ? len : 1;
+	s->cap = cap;
+	s->isolated = isolated;
 	s->bytes = b;
 	return s;
+}
+
+struct secret *secret_new(size_t len)
+{
+	return secret_alloc(len, false);
+}
+
+struct secret *secret_new_isolated(size_t len)
+{
+	return secret_alloc(len, true);
+}
+
+int secret_is_isolated(const struct secret *s)
+{
+	return s->isolated;
 }
 
 struct secret *secret_dup(const void *p, size_t len)
@@ -120,7 +154,10 @@ void secret_free(struct secret **sp)
 	if (s == NULL)
 		return;
 	*sp = NULL;
-	sodium_free(s->bytes); /* wipes, checks the canary, unmaps */
+	if (s->isolated)
+		sodium_free(s->bytes); /* wipes, checks the canary, unmaps */
+	else
+		OPENSSL_secure_clear_free(s->bytes, s->cap);
 	s->bytes = NULL;
 	s->len = s->cap = 0;
 	free(s);

@@ -1,18 +1,24 @@
 /* Secret memory.
  *
  * Every secret (password, device key, account key, data key, master key)
- * lives in a `struct secret`: its bytes sit in libsodium's guarded
- * allocation (sodium_malloc: a guard page on each side, the pages mlock()ed
- * and marked MADV_DONTDUMP, a canary checked on free) and are wiped when the
- * secret is freed. The struct is opaque and there is no function that
- * formats it, so a secret has no path into a log line or an error string.
+ * lives in a `struct secret` whose bytes sit in guarded memory: pages that
+ * are mlock()ed (never swapped), marked MADV_DONTDUMP (never in a core
+ * dump), bounded by inaccessible guard pages, and wiped when the secret is
+ * freed. The struct is opaque and nothing formats it, so a secret has no
+ * path into a log line or an error string.
  *
- * Why libsodium rather than OpenSSL's secure heap: sodium_malloc gives each
- * secret its own guarded pages, so an overflow traps at once instead of
- * running into the next secret, and it needs no fixed arena sized at start-up
- * (OPENSSL_secure_malloc's heap is one preallocated block that fails when
- * full). The cost is ~2 resident pages per allocation, which is why an
- * unlocked account keeps all its secrets in one allocation. */
+ * Two tiers, both from the libraries:
+ *  - secret_new() and friends take short-lived secrets from OpenSSL's secure
+ *    heap (CRYPTO_secure_malloc: one guarded, locked, non-dumpable arena;
+ *    OPENSSL_secure_clear_free wipes). It costs no system call, which
+ *    matters: a register or unlock derives and drops several keys.
+ *  - secret_new_isolated() gives a long-lived secret its own guarded
+ *    mapping (libsodium's sodium_malloc: guard page on each side, canary,
+ *    the end of the secret flush against the guard page so an overflow
+ *    traps at once). An unlocked account keeps its secrets in one such
+ *    block for as long as it stays unlocked. It costs an mmap, several
+ *    mprotects and an mlock, ~10 us, and ~2 resident pages.
+ * When the arena is full, secret_new() falls back to an isolated block. */
 #ifndef HK_SECMEM_H
 #define HK_SECMEM_H
 
@@ -25,18 +31,28 @@
 
 struct secret;
 
-/* Initialises libsodium and installs the wiping allocators
- * (crypto/wipealloc.h) into OpenSSL, libcurl and SQLite. Must run before any
- * of those libraries allocates, i.e. first thing in main(). Idempotent. */
+/* Initialises libsodium, installs the wiping allocators (crypto/wipealloc.h)
+ * into OpenSSL, libcurl and SQLite, and sets up OpenSSL's secure heap. Must
+ * run before any of those libraries allocates, i.e. first thing in main().
+ * Idempotent. */
 int secmem_init(void) HK_WARN_UNUSED;
 
 /* Makes the process non-dumpable (no core files, no ptrace by other users,
  * /proc/PID/mem closed to non-root) and sets RLIMIT_CORE to 0. */
 int secmem_harden_process(void) HK_WARN_UNUSED;
 
+/* Size of the secure-heap arena for short-lived secrets. */
+#define SECMEM_ARENA_SIZE (2u * 1024 * 1024)
+/* Largest secret taken from the arena; larger ones are always isolated. */
+#define SECMEM_ARENA_MAX 4096
+
 /* A zero-filled secret of len bytes (len may be 0). Aborts when guarded
  * memory cannot be had: continuing without it would be unsafe. */
 struct secret *secret_new(size_t len);
+/* The same in its own guarded mapping (see above). */
+struct secret *secret_new_isolated(size_t len);
+/* True when s sits in its own guarded mapping. */
+int secret_is_isolated(const struct secret *s);
 /* A secret holding a copy of p[0..len). The caller still owns (and must wipe) p. */
 struct secret *secret_dup(const void *p, size_t len);
 /* Fills a new secret of len bytes from the system CSPRNG. */

@@ -350,6 +350,35 @@ static void test_device_tokens(void)
 	CHECK_MEM(want, sha_zero32, 32);
 }
 
-TESTS(TEST(test_round_trip), TEST(test_nonce_fresh), TEST(test_every_bit_flip_fails),
+/* The byte layout of docs/crypto.md, checked against an envelope made by an
+ * independent AES-GCM implementation (Python's cryptography) from that
+ * description: key 01..20, key id 7, nonce 00..0b, purpose "item",
+ * account "fuzz", item "1". */
+static void test_known_envelope(void)
+{
+	static const char hex[] = "0100000007000102030405060708090a0b224563fdadbe15312f43d72d08f7f"
+				  "a87249ddffa1ae6e45909ef903b625acba33f3a73c5e193";
+	uint8_t env[64], key[32], pt[64];
+	size_t n = strlen(hex) / 2, m = 0;
+	for (size_t i = 0; i < n; i++) {
+		char b[3] = {hex[2 * i], hex[2 * i + 1], 0};
+		env[i] = (uint8_t)strtoul(b, NULL, 16);
+	}
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)(i + 1);
+	struct envelope_ad ad = {.purpose = "item", .account_id = "fuzz", .item_id = "1"};
+	REQUIRE(envelope_open(key, 7, &ad, env, n, pt, sizeof(pt), &m) == 0);
+	CHECK_INT(m, 22);
+	CHECK_MEM(pt, "Subject: hello\r\n\r\nbody", 22);
+	uint32_t kid = 0;
+	CHECK(envelope_peek(env, n, &kid) == 0 && kid == 7);
+	/* the same bytes with the server URL field set no longer open */
+	ad.server_url = "";
+	CHECK(envelope_open(key, 7, &ad, env, n, pt, sizeof(pt), &m) == 0); /* empty == absent */
+	ad.server_url = "x";
+	CHECK_INT(envelope_open(key, 7, &ad, env, n, pt, sizeof(pt), &m), HK_ERR_AUTH);
+}
+
+TESTS(TEST(test_known_envelope), TEST(test_round_trip), TEST(test_nonce_fresh), TEST(test_every_bit_flip_fails),
       TEST(test_wrong_keys), TEST(test_moved_envelope), TEST(test_lengths),
       TEST(test_unknown_version), TEST(test_items), TEST(test_device_tokens));

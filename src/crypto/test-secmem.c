@@ -73,9 +73,8 @@ static bool vmflags_of(const void *addr, char *flags, size_t cap)
 	return found;
 }
 
-static void test_secret_not_dumpable(void)
+static void check_guarded(struct secret *s)
 {
-	struct secret *s = secret_random(32);
 	char flags[600];
 	REQUIRE(vmflags_of(secret_cbytes(s), flags, sizeof(flags)));
 	/* "dd": excluded from core dumps (MADV_DONTDUMP) */
@@ -88,6 +87,41 @@ static void test_secret_not_dumpable(void)
 #else
 	(void)ml;
 #endif
+}
+
+static void test_secret_not_dumpable(void)
+{
+	struct secret *s = secret_random(32), *i = secret_new_isolated(32);
+	CHECK(!secret_is_isolated(s));
+	CHECK(secret_is_isolated(i));
+	check_guarded(s);
+	check_guarded(i);
+	/* larger than the arena's slot limit: isolated */
+	struct secret *big = secret_new(SECMEM_ARENA_MAX + 1);
+	CHECK(secret_is_isolated(big));
+	check_guarded(big);
+	secret_free(&s);
+	secret_free(&i);
+	secret_free(&big);
+}
+
+/* When the arena is full, secrets still come from guarded memory. */
+static void test_arena_exhaustion(void)
+{
+	enum { N = SECMEM_ARENA_SIZE / SECMEM_ARENA_MAX + 8 };
+	static struct secret *many[N];
+	size_t isolated = 0;
+	for (size_t k = 0; k < N; k++) {
+		many[k] = secret_new(SECMEM_ARENA_MAX);
+		isolated += (size_t)secret_is_isolated(many[k]);
+		secret_bytes(many[k])[SECMEM_ARENA_MAX - 1] = 1;
+	}
+	CHECK(isolated >= 8);
+	check_guarded(many[N - 1]);
+	for (size_t k = 0; k < N; k++)
+		secret_free(&many[k]);
+	struct secret *s = secret_new(32);
+	CHECK(!secret_is_isolated(s)); /* the arena is usable again */
 	secret_free(&s);
 }
 
@@ -112,14 +146,14 @@ static bool child_dies(void (*fn)(void))
 
 static void overflow_one(void)
 {
-	struct secret *s = secret_new(32);
+	struct secret *s = secret_new_isolated(32);
 	volatile uint8_t *p = secret_bytes(s);
 	p[32] = 1; /* the byte after the secret is the guard page */
 }
 
 static void underflow_canary(void)
 {
-	struct secret *s = secret_new(32);
+	struct secret *s = secret_new_isolated(32);
 	volatile uint8_t *p = secret_bytes(s);
 	p[-1] ^= 0xff; /* the canary in front; checked by the free */
 	secret_free(&s);
@@ -127,7 +161,7 @@ static void underflow_canary(void)
 
 static void no_overflow(void)
 {
-	struct secret *s = secret_new(32);
+	struct secret *s = secret_new_isolated(32);
 	volatile uint8_t *p = secret_bytes(s);
 	p[31] = 1;
 	secret_free(&s);
@@ -252,6 +286,7 @@ static void test_constant_time_compare(void)
 		CHECK(a[i] == 0);
 }
 
-TESTS(TEST(test_secret_basics), TEST(test_secret_not_dumpable), TEST(test_guard_page_traps),
+TESTS(TEST(test_secret_basics), TEST(test_secret_not_dumpable),
+      TEST(test_arena_exhaustion), TEST(test_guard_page_traps),
       TEST(test_harden_process), TEST(test_wipealloc_wipes), TEST(test_libraries_use_wipealloc),
       TEST(test_constant_time_compare));
