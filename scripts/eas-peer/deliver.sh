@@ -26,7 +26,7 @@ fi
 . "$HERE/env.sh"
 S=$HALFKEY_PEER_STATE
 
-die() { printf 'deliver.sh: %s\n' "$*" >&2; exit "${2:-1}"; }
+die() { printf 'deliver.sh: %s\n' "$1" >&2; exit "${2:-1}"; }
 
 if [ $# -lt 1 ] || [ $# -gt 2 ] || [ -z "$1" ]; then die "usage: deliver.sh USER [SUBJECT|-]" 2; fi
 user=$1 subject=${2:-}
@@ -35,7 +35,7 @@ case $count in ''|*[!0-9]*|0) die "HALFKEY_DELIVER_COUNT must be a positive numb
 
 if [ ! -f "$S/etc/dovecot.conf" ] || [ ! -S "$S/run/dovecot/lmtp" ]; then die "no running peer in $S (run up.sh)"; fi
 cut -d: -f1 "$S/etc/users.passwd" | grep -qxF -- "$user" ||
-  die "unknown user '$user' (known: $(cut -d: -f1 "$S/etc/users.passwd" | tr '\n' ' '))" 2
+  die "unknown user '$user' (known: $(cut -d: -f1 "$S/etc/users.passwd" | paste -sd ' '))" 2
 # shellcheck source=/dev/null
 . "$S/etc/peer.conf"     # the domain the peer was started with
 

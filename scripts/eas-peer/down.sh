@@ -6,9 +6,12 @@
 # time still matches (a recycled PID belongs to someone else). Mail, database,
 # certificates and the outbox stay: up.sh starts again on them.
 #
-# sogod needs care: its idle workers ignore SIGTERM. The watchdog (first line
-# of procs/sogod) gets SIGTERM, its workers (recorded ones plus the watchdog's
-# current children, all checked by start time) get SIGKILL.
+# The first line of procs/NAME is the daemon, further lines are the children
+# it had when up.sh saw it ready. Children still alive after their parent
+# has gone (an nginx worker whose master was SIGKILLed, say) get SIGKILL.
+# sogod needs more care: its idle workers ignore SIGTERM. The watchdog gets
+# SIGTERM, its workers (recorded ones plus its current children, all checked
+# by start time) get SIGKILL right away.
 set -euo pipefail
 
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -45,34 +48,47 @@ children() {
   return 0
 }
 
+# kill_all SIGNAL LINES: signals each "PID STARTTIME" line that is still that process.
+kill_all() {
+  local p s
+  while read -r p s; do
+    [ -n "$p" ] || continue
+    if hk_is "$p" "$s"; then kill -s "$1" "$p" 2>/dev/null || true; fi
+  done <<< "$2"
+}
+
 stop() {   # NAME SIGNAL GRACE
-  local name=$1 sig=$2 grace=$3 file pid st extra p s
+  local name=$1 sig=$2 grace=$3 file pid st helpers p s
   file=$(hk_record_file "$name")
   [ -f "$file" ] || return 0
   read -r pid st < "$file" || true
-  extra=$(tail -n +2 "$file")       # sogod: its workers
+  helpers=$(tail -n +2 "$file")      # children recorded at start (workers)
   if hk_is "$pid" "$st"; then
-    if [ "$name" = sogod ]; then extra=$(printf '%s\n%s\n' "$extra" "$(children "$pid")"); fi
+    helpers=$(printf '%s\n%s\n' "$helpers" "$(children "$pid")")
     hk_say "stopping $name (pid $pid, SIG$sig)"
     kill -s "$sig" "$pid" 2>/dev/null || true
     if [ "$name" = sogod ]; then
-      sleep 0.3                       # a worker forked in the meantime is still its child
-      extra=$(printf '%s\n%s\n' "$extra" "$(children "$pid")")
+      sleep 0.3                       # a worker forked meanwhile is still its child
+      helpers=$(printf '%s\n%s\n' "$helpers" "$(children "$pid")")
+      kill_all KILL "$helpers"        # idle workers ignore SIGTERM
     fi
+    if ! gone_within "$grace" "$pid" "$st"; then
+      hk_say "$name (pid $pid) ignored SIG$sig for ${grace}s: SIGKILL"
+      kill -s KILL "$pid" 2>/dev/null || true
+      gone_within 5 "$pid" "$st" || hk_say "$name (pid $pid) is still there"
+    fi
+    # children normally leave with their parent; give them a moment
+    while read -r p s; do
+      [ -n "$p" ] || continue
+      gone_within 2 "$p" "$s" || true
+    done <<< "$helpers"
   fi
-  while read -r p s; do               # workers: KILL, whatever their parent did
-    [ -n "$p" ] || continue
-    if hk_is "$p" "$s"; then kill -s KILL "$p" 2>/dev/null || true; fi
-  done <<< "$extra"
-  if hk_is "$pid" "$st" && ! gone_within "$grace" "$pid" "$st"; then
-    hk_say "$name (pid $pid) ignored SIG$sig for ${grace}s: SIGKILL"
-    kill -s KILL "$pid" 2>/dev/null || true
-    gone_within 5 "$pid" "$st" || hk_say "$name (pid $pid) is still there"
-  fi
+  # whatever is left (e.g. an nginx worker whose master was killed) goes now
+  kill_all KILL "$helpers"
   while read -r p s; do
     [ -n "$p" ] || continue
-    gone_within 5 "$p" "$s" || hk_say "$name worker $p is still there"
-  done <<< "$extra"
+    gone_within 5 "$p" "$s" || hk_say "$name: process $p is still there"
+  done <<< "$helpers"
   rm -f "$file"
 }
 
