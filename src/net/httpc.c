@@ -1,0 +1,546 @@
+#include "net/httpc.h"
+
+#include "crypto/wipealloc.h"
+#include "lib/clock.h"
+#include "lib/log.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <openssl/ssl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct httpc {
+	struct event_base *base;
+	CURLM *multi;
+	struct event *timer;
+	struct httpc_call *calls; /* in flight, doubly linked */
+	size_t active;
+};
+
+struct sock_ctx {
+	struct httpc *h;
+	struct event *ev;
+};
+
+struct httpc_call {
+	struct httpc *h;
+	struct httpc_call *prev, *next;
+	CURL *easy;
+	struct curl_slist *headers;
+	httpc_cb *cb;
+	void *ctx;
+	int64_t started_ms; /* monotonic */
+
+	uint8_t *body; /* wipealloc'ed; body_cap bytes */
+	size_t body_len, body_cap, body_max;
+	bool too_large;
+
+	char *hdr_buf; /* "name\0value\0" pairs of the last response */
+	size_t hdr_len;
+	size_t hdr_raw; /* bytes of every header line received, kept or not */
+	struct httpc_header hdrs[HTTPC_MAX_HEADERS];
+	size_t hdr_count;
+
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+const char *httpc_result_str(enum httpc_result r)
+{
+	switch (r) {
+	case HTTPC_OK: return "ok";
+	case HTTPC_TIMEOUT: return "timed out";
+	case HTTPC_CONNECT_FAILED: return "connection failed";
+	case HTTPC_RESOLVE_FAILED: return "host name did not resolve";
+	case HTTPC_TLS_FAILED: return "TLS handshake or certificate verification failed";
+	case HTTPC_TOO_LARGE: return "response too large";
+	case HTTPC_PROTOCOL_ERROR: return "malformed HTTP response";
+	case HTTPC_CANCELLED: return "cancelled";
+	case HTTPC_FAILED: return "transfer failed";
+	}
+	return "transfer failed";
+}
+
+static enum httpc_result classify(CURLcode rc, const struct httpc_call *c)
+{
+	if (c->too_large)
+		return HTTPC_TOO_LARGE;
+	switch (rc) {
+	case CURLE_OK: return HTTPC_OK;
+	case CURLE_OPERATION_TIMEDOUT: return HTTPC_TIMEOUT;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE: return HTTPC_CONNECT_FAILED;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY: return HTTPC_RESOLVE_FAILED;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_USE_SSL_FAILED: return HTTPC_TLS_FAILED;
+	case CURLE_FILESIZE_EXCEEDED: return HTTPC_TOO_LARGE;
+	case CURLE_UNSUPPORTED_PROTOCOL: {
+		/* Before connecting: a scheme we refuse (file://, ftp://). After:
+		 * curl refusing a reply that is not HTTP at all (HTTP/0.9). */
+		char *ip = NULL;
+		curl_easy_getinfo(c->easy, CURLINFO_PRIMARY_IP, &ip);
+		return ip != NULL && ip[0] != '\0' ? HTTPC_PROTOCOL_ERROR : HTTPC_FAILED;
+	}
+	case CURLE_WEIRD_SERVER_REPLY:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_BAD_CONTENT_ENCODING: return HTTPC_PROTOCOL_ERROR;
+	default: return HTTPC_FAILED;
+	}
+}
+
+/* ---- curl <-> libevent glue ------------------------------------------ */
+
+static void check_done(struct httpc *h);
+
+static void on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct sock_ctx *sc = arg;
+	struct httpc *h = sc->h; /* sc may be freed inside socket_action */
+	int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
+		     ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+	int running;
+	curl_multi_socket_action(h->multi, fd, action, &running);
+	check_done(h);
+}
+
+static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	(void)easy;
+	struct httpc *h = userp;
+	struct sock_ctx *sc = socketp;
+	if (what == CURL_POLL_REMOVE) {
+		if (sc != NULL) {
+			event_free(sc->ev);
+			free(sc);
+			curl_multi_assign(h->multi, s, NULL);
+		}
+		return 0;
+	}
+	short kind = (short)(((what & CURL_POLL_IN) ? EV_READ : 0) |
+			     ((what & CURL_POLL_OUT) ? EV_WRITE : 0) | EV_PERSIST);
+	if (sc == NULL) {
+		sc = calloc(1, sizeof(*sc));
+		if (sc == NULL)
+			abort();
+		sc->h = h;
+		sc->ev = event_new(h->base, s, kind, on_socket_event, sc);
+		if (sc->ev == NULL)
+			abort();
+		curl_multi_assign(h->multi, s, sc);
+	} else {
+		event_del(sc->ev);
+		event_assign(sc->ev, h->base, s, kind, on_socket_event, sc);
+	}
+	event_add(sc->ev, NULL);
+	return 0;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct httpc *h = arg;
+	int running;
+	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(h);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	(void)multi;
+	struct httpc *h = userp;
+	if (timeout_ms < 0) {
+		evtimer_del(h->timer);
+		return 0;
+	}
+	/* 0 means "now": still go through the loop, curl must not be re-entered */
+	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+	evtimer_add(h->timer, &tv);
+	return 0;
+}
+
+/* ---- calls ----------------------------------------------------------- */
+
+static void call_unlink(struct httpc_call *c)
+{
+	struct httpc *h = c->h;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		h->calls = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	h->active--;
+}
+
+static void call_free(struct httpc_call *c)
+{
+	if (c->easy != NULL) {
+		curl_multi_remove_handle(c->h->multi, c->easy);
+		curl_easy_cleanup(c->easy);
+	}
+	curl_slist_free_all(c->headers); /* wiping allocator: the auth header is zeroed */
+	wipealloc_free(c->body);
+	wipealloc_free(c->hdr_buf);
+	free(c);
+}
+
+static void finish(struct httpc_call *c, CURLcode rc)
+{
+	struct httpc_response r = {0};
+	r.result = classify(rc, c);
+	if (r.result == HTTPC_OK) {
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &r.status);
+	} else {
+		r.error = c->errbuf[0] != '\0' ? c->errbuf : curl_easy_strerror(rc);
+		if (r.result == HTTPC_TOO_LARGE)
+			r.error = "response over its size limit";
+		long code = 0;
+		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
+		r.status = code;
+	}
+	r.headers = c->hdrs;
+	r.header_count = c->hdr_count;
+	r.body = c->body != NULL ? c->body : (const uint8_t *)"";
+	r.body_len = c->body_len;
+	/* Monotonic: libevent's cached time is wall-clock based and, read
+	 * outside the loop at start, can come out later than at the end. */
+	r.elapsed_ms = (long)(hk_clock_mono(hk_clock_real()) - c->started_ms);
+
+	call_unlink(c);
+	c->cb(&r, c->ctx);
+	call_free(c);
+}
+
+static void check_done(struct httpc *h)
+{
+	CURLMsg *msg;
+	int left;
+	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		struct httpc_call *c = NULL;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+		finish(c, msg->data.result);
+	}
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct httpc_call *c = arg;
+	size_t n = size * nmemb;
+	if (n > c->body_max - c->body_len) {
+		c->too_large = true;
+		return 0; /* aborts the transfer */
+	}
+	if (c->body_len + n + 1 > c->body_cap) {
+		size_t cap = c->body_cap > 0 ? c->body_cap : 4096;
+		while (cap < c->body_len + n + 1)
+			cap *= 2;
+		if (cap > c->body_max + 1)
+			cap = c->body_max + 1;
+		uint8_t *b = wipealloc_realloc(c->body, cap);
+		if (b == NULL)
+			return 0;
+		c->body = b;
+		c->body_cap = cap;
+	}
+	memcpy(c->body + c->body_len, data, n);
+	c->body_len += n;
+	c->body[c->body_len] = '\0';
+	return n;
+}
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n > 0 && ((*s)[0] == ' ' || (*s)[0] == '\t')) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t' || (*s)[*n - 1] == '\r' ||
+			  (*s)[*n - 1] == '\n'))
+		(*n)--;
+}
+
+/* Keeps the header lines of the last response (a 100 Continue or an
+ * intermediate response starts over). */
+static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+	struct httpc_call *c = arg;
+	size_t n = size * nmemb;
+	/* Every line counts, also those past HTTPC_MAX_HEADERS and those of
+	 * 1xx responses: a flood of small headers is as much too large as one
+	 * huge header. */
+	if (n > HTTPC_HEADER_BYTES_MAX - c->hdr_raw) {
+		c->too_large = true;
+		return 0;
+	}
+	c->hdr_raw += n;
+	if (n >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+		c->hdr_len = 0;
+		c->hdr_count = 0;
+		return n;
+	}
+	const char *colon = memchr(line, ':', n);
+	if (colon == NULL)
+		return n; /* the blank line, or a folded continuation: ignored */
+	const char *name = line, *value = colon + 1;
+	size_t nlen = (size_t)(colon - line), vlen = n - nlen - 1;
+	trim(&name, &nlen);
+	trim(&value, &vlen);
+	if (c->hdr_count == HTTPC_MAX_HEADERS)
+		return n; /* keep the first ones; the rest are not ours to need */
+	if (c->hdr_len + nlen + vlen + 2 > HTTPC_HEADER_BYTES_MAX) {
+		c->too_large = true;
+		return 0;
+	}
+	if (c->hdr_buf == NULL) {
+		c->hdr_buf = wipealloc_malloc(HTTPC_HEADER_BYTES_MAX);
+		if (c->hdr_buf == NULL)
+			return 0;
+	}
+	char *p = c->hdr_buf + c->hdr_len;
+	memcpy(p, name, nlen);
+	p[nlen] = '\0';
+	memcpy(p + nlen + 1, value, vlen);
+	p[nlen + 1 + vlen] = '\0';
+	c->hdr_len += nlen + vlen + 2;
+	/* hdr_buf never moves once allocated, so the pointers stay valid */
+	c->hdrs[c->hdr_count].name = p;
+	c->hdrs[c->hdr_count].value = p + nlen + 1;
+	c->hdr_count++;
+	return n;
+}
+
+static CURLcode on_ssl_ctx(CURL *easy, void *ssl_ctx, void *arg)
+{
+	(void)easy;
+	(void)arg;
+	/* Idle connections (a Ping waiting for minutes) give their TLS
+	 * record buffers back: ~34 KiB less per waiting account. */
+	SSL_CTX_set_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+	return CURLE_OK;
+}
+
+static int append_header(struct curl_slist **list, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(*list, line);
+	if (l == NULL)
+		return HK_ERR_NOMEM;
+	*list = l;
+	return 0;
+}
+
+/* "Authorization: <value>" assembled in guarded memory, then copied by
+ * curl_slist_append into curl's (wiping) heap. */
+static int append_auth(struct curl_slist **list, const struct secret *value)
+{
+	static const char prefix[] = "Authorization: ";
+	size_t n = sizeof(prefix) - 1, v = secret_len(value);
+	if (memchr(secret_cbytes(value), '\r', v) != NULL ||
+	    memchr(secret_cbytes(value), '\n', v) != NULL ||
+	    memchr(secret_cbytes(value), '\0', v) != NULL)
+		return HK_ERR_INVAL;
+	struct secret *line = secret_new(n + v + 1);
+	memcpy(secret_bytes(line), prefix, n);
+	memcpy(secret_bytes(line) + n, secret_cbytes(value), v);
+	int ret = append_header(list, (const char *)secret_cbytes(line));
+	secret_free(&line);
+	return ret;
+}
+
+static bool header_line_ok(const char *h)
+{
+	return strchr(h, '\r') == NULL && strchr(h, '\n') == NULL && strchr(h, ':') != NULL;
+}
+
+/* An RFC 9110 token: curl puts the method into the request line as is. */
+static bool method_ok(const char *m)
+{
+	size_t n = strlen(m);
+	return n > 0 && n <= 32 &&
+	       strspn(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+			 "!#$%&'*+-.^_`|~") == n;
+}
+
+int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, void *ctx,
+		struct httpc_call **call_r)
+{
+	if (req->url == NULL || req->method == NULL || cb == NULL || !method_ok(req->method) ||
+	    (req->body == NULL && req->body_len > 0))
+		return HK_ERR_INVAL;
+	/* on_body sizes its buffer body_max + 1: SIZE_MAX would wrap to 0 */
+	if (req->body_max > SIZE_MAX / 2)
+		return HK_ERR_INVAL;
+	/* curl sends the User-Agent as given: no CR/LF may split the header */
+	if (req->user_agent != NULL &&
+	    (strchr(req->user_agent, '\r') != NULL || strchr(req->user_agent, '\n') != NULL))
+		return HK_ERR_INVAL;
+	struct httpc_call *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		abort();
+	c->h = h;
+	c->cb = cb;
+	c->ctx = ctx;
+	c->body_max = req->body_max > 0 ? req->body_max : HTTPC_DEFAULT_BODY_MAX;
+	c->easy = curl_easy_init();
+	if (c->easy == NULL) {
+		free(c);
+		return HK_ERR_NOMEM;
+	}
+
+	int ret = 0;
+	for (const char *const *hp = req->headers; ret == 0 && hp != NULL && *hp != NULL; hp++)
+		ret = header_line_ok(*hp) ? append_header(&c->headers, *hp) : HK_ERR_INVAL;
+	if (ret == 0 && req->authorization != NULL)
+		ret = append_auth(&c->headers, req->authorization);
+	if (ret == 0 && req->content_type != NULL) {
+		char line[256];
+		if (snprintf(line, sizeof(line), "Content-Type: %s", req->content_type) >=
+			    (int)sizeof(line) ||
+		    !header_line_ok(line))
+			ret = HK_ERR_INVAL;
+		else
+			ret = append_header(&c->headers, line);
+	} else if (ret == 0) {
+		/* no type given: not curl's x-www-form-urlencoded either */
+		ret = append_header(&c->headers, "Content-Type:");
+	}
+	if (ret == 0)
+		ret = append_header(&c->headers, "Expect:"); /* no 100-continue round trip */
+	if (ret < 0)
+		goto fail;
+
+	CURL *e = c->easy;
+	curl_easy_setopt(e, CURLOPT_URL, req->url);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https,http");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+	curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION, on_ssl_ctx);
+	if (req->ca_file != NULL) {
+		/* only this file: not also the system's CA directory */
+		curl_easy_setopt(e, CURLOPT_CAINFO, req->ca_file);
+		curl_easy_setopt(e, CURLOPT_CAPATH, NULL);
+	}
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+			 req->connect_timeout_ms > 0 ? req->connect_timeout_ms : 30000L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : 120000L);
+	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)c->body_max);
+	if (req->buffer_size > 0)
+		curl_easy_setopt(e, CURLOPT_BUFFERSIZE, req->buffer_size);
+	if (req->user_agent != NULL)
+		curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+	/* A body goes out with any method, not only with POST. */
+	bool has_body = strcmp(req->method, "POST") == 0 || req->body_len > 0;
+	if (has_body) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+		curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS,
+				 req->body != NULL ? (const char *)req->body : "");
+	}
+	if (strcmp(req->method, has_body ? "POST" : "GET") != 0)
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
+
+	c->started_ms = hk_clock_mono(hk_clock_real());
+	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+		ret = HK_ERR_NOMEM;
+		goto fail;
+	}
+	c->next = h->calls;
+	if (h->calls != NULL)
+		h->calls->prev = c;
+	h->calls = c;
+	h->active++;
+	if (call_r != NULL)
+		*call_r = c;
+	return 0;
+fail:
+	curl_easy_cleanup(c->easy);
+	c->easy = NULL;
+	call_free(c);
+	return ret;
+}
+
+void httpc_cancel(struct httpc_call **callp)
+{
+	struct httpc_call *c = *callp;
+	if (c == NULL)
+		return;
+	*callp = NULL;
+	call_unlink(c);
+	call_free(c);
+}
+
+const char *httpc_header(const struct httpc_response *resp, const char *name)
+{
+	for (size_t i = 0; i < resp->header_count; i++)
+		if (strcasecmp(resp->headers[i].name, name) == 0)
+			return resp->headers[i].value;
+	return NULL;
+}
+
+size_t httpc_active(const struct httpc *h)
+{
+	return h->active;
+}
+
+int httpc_new(struct event_base *base, struct httpc **httpc_r)
+{
+	struct httpc *h = calloc(1, sizeof(*h));
+	if (h == NULL)
+		abort();
+	h->base = base;
+	h->multi = curl_multi_init();
+	h->timer = evtimer_new(base, on_timer, h);
+	if (h->multi == NULL || h->timer == NULL) {
+		httpc_free(&h);
+		return HK_ERR_NOMEM;
+	}
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+	*httpc_r = h;
+	return 0;
+}
+
+void httpc_free(struct httpc **hp)
+{
+	struct httpc *h = *hp;
+	if (h == NULL)
+		return;
+	*hp = NULL;
+	while (h->calls != NULL) {
+		struct httpc_call *c = h->calls;
+		call_unlink(c);
+		call_free(c);
+	}
+	if (h->multi != NULL)
+		curl_multi_cleanup(h->multi);
+	if (h->timer != NULL)
+		event_free(h->timer);
+	free(h);
+}

@@ -1,0 +1,103 @@
+/* An asynchronous HTTP(S) client on the caller's libevent loop.
+ *
+ * libcurl's multi interface does HTTP and TLS (OpenSSL); this module only
+ * connects curl's socket and timer callbacks to libevent, bounds every
+ * transfer (time, response size, header size), and turns what happened into
+ * a result the caller can act on. Many transfers run at once on one thread;
+ * there is no thread per account.
+ *
+ * Contract (libuv's): if httpc_start() fails, the callback is never called;
+ * if it succeeds, the callback is called exactly once, unless the call is
+ * cancelled first with httpc_cancel(), after which it is never called.
+ * The call handle is invalid from the moment its callback starts: a caller
+ * that keeps it must forget it there. The callback may start or cancel
+ * other calls; it must not free the httpc.
+ *
+ * Secrets: an Authorization header value is passed as a guarded secret and
+ * copied only into curl's own memory, which the wiping allocator zeroes on
+ * free (crypto/wipealloc.h); curl's verbose output is never enabled. */
+#ifndef HK_HTTPC_H
+#define HK_HTTPC_H
+
+#include "crypto/secmem.h"
+#include "lib/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+struct httpc;
+struct httpc_call;
+
+#define HTTPC_MAX_HEADERS 32
+#define HTTPC_HEADER_BYTES_MAX (16 * 1024)
+#define HTTPC_DEFAULT_BODY_MAX (32u * 1024 * 1024)
+
+/* What became of a transfer, before looking at the HTTP status. */
+enum httpc_result {
+	HTTPC_OK = 0,	      /* a complete HTTP response arrived (any status) */
+	HTTPC_TIMEOUT,	      /* connect or whole-transfer deadline passed */
+	HTTPC_CONNECT_FAILED, /* refused, unreachable, reset before a response */
+	HTTPC_RESOLVE_FAILED, /* host name did not resolve */
+	HTTPC_TLS_FAILED,     /* handshake failed or the peer's certificate did not verify */
+	HTTPC_TOO_LARGE,      /* response body or headers over their maximum */
+	HTTPC_PROTOCOL_ERROR, /* malformed HTTP */
+	HTTPC_CANCELLED,      /* never reported to a callback; for logs */
+	HTTPC_FAILED,	      /* anything else */
+};
+
+struct httpc_header {
+	const char *name;
+	const char *value;
+};
+
+struct httpc_request {
+	const char *method; /* "GET", "POST", "OPTIONS" */
+	const char *url;
+	/* Extra headers, "Name: value" each, NULL-terminated; not secret. */
+	const char *const *headers;
+	/* Full Authorization header value ("Basic ..."), or NULL. */
+	const struct secret *authorization;
+	const uint8_t *body;
+	size_t body_len;
+	const char *content_type;
+	const char *user_agent;
+	const char *ca_file;	  /* NULL: the system's trust store */
+	long connect_timeout_ms;  /* 0: 30 s */
+	long timeout_ms;	  /* whole transfer; 0: 120 s */
+	size_t body_max;	  /* 0: HTTPC_DEFAULT_BODY_MAX */
+	long buffer_size;	  /* curl receive buffer; 0: curl's default (16 KiB) */
+};
+
+struct httpc_response {
+	enum httpc_result result;
+	const char *error; /* short description when result != HTTPC_OK; no secrets */
+	long status;	   /* HTTP status, 0 when no response */
+	const struct httpc_header *headers;
+	size_t header_count;
+	const uint8_t *body; /* NUL-terminated for convenience; body_len excludes it */
+	size_t body_len;
+	long elapsed_ms;
+};
+
+typedef void httpc_cb(const struct httpc_response *resp, void *ctx);
+
+int httpc_new(struct event_base *base, struct httpc **httpc_r) HK_WARN_UNUSED;
+/* Cancels every call still running (their callbacks are not called). */
+void httpc_free(struct httpc **httpc);
+
+int httpc_start(struct httpc *httpc, const struct httpc_request *req, httpc_cb *cb, void *ctx,
+		struct httpc_call **call_r) HK_WARN_UNUSED;
+/* Stops the call; its callback will not be called. NULL-safe; sets *call NULL. */
+void httpc_cancel(struct httpc_call **call);
+
+/* The first header of that name (case-insensitive), or NULL. */
+const char *httpc_header(const struct httpc_response *resp, const char *name);
+
+const char *httpc_result_str(enum httpc_result r);
+
+/* Number of calls in flight (for tests and stats). */
+size_t httpc_active(const struct httpc *httpc);
+
+#endif
