@@ -31,14 +31,14 @@ struct httpc;
 struct httpc_call;
 
 #define HTTPC_MAX_HEADERS 32
-#define HTTPC_HEADER_BYTES_MAX (16 * 1024)
+#define HTTPC_HEADER_BYTES_MAX (16 * 1024) /* all response header lines, together */
 #define HTTPC_DEFAULT_BODY_MAX (32u * 1024 * 1024)
 
 /* What became of a transfer, before looking at the HTTP status. */
 enum httpc_result {
 	HTTPC_OK = 0,	      /* a complete HTTP response arrived (any status) */
 	HTTPC_TIMEOUT,	      /* connect or whole-transfer deadline passed */
-	HTTPC_CONNECT_FAILED, /* refused, unreachable, reset before a response */
+	HTTPC_CONNECT_FAILED, /* refused, unreachable, closed or reset before the response ended */
 	HTTPC_RESOLVE_FAILED, /* host name did not resolve */
 	HTTPC_TLS_FAILED,     /* handshake failed or the peer's certificate did not verify */
 	HTTPC_TOO_LARGE,      /* response body or headers over their maximum */
@@ -53,20 +53,20 @@ struct httpc_header {
 };
 
 struct httpc_request {
-	const char *method; /* "GET", "POST", "OPTIONS" */
+	const char *method; /* "GET", "POST", "OPTIONS": an HTTP token */
 	const char *url;
 	/* Extra headers, "Name: value" each, NULL-terminated; not secret. */
 	const char *const *headers;
 	/* Full Authorization header value ("Basic ..."), or NULL. */
 	const struct secret *authorization;
-	const uint8_t *body;
+	const uint8_t *body; /* sent with any method; NULL only when body_len is 0 */
 	size_t body_len;
-	const char *content_type;
-	const char *user_agent;
-	const char *ca_file;	  /* NULL: the system's trust store */
+	const char *content_type; /* NULL: no Content-Type header */
+	const char *user_agent;	  /* no CR or LF */
+	const char *ca_file;	  /* NULL: the system's trust store; else only this file */
 	long connect_timeout_ms;  /* 0: 30 s */
 	long timeout_ms;	  /* whole transfer; 0: 120 s */
-	size_t body_max;	  /* 0: HTTPC_DEFAULT_BODY_MAX */
+	size_t body_max;	  /* 0: HTTPC_DEFAULT_BODY_MAX; at most SIZE_MAX / 2 */
 	long buffer_size;	  /* curl receive buffer; 0: curl's default (16 KiB) */
 };
 
