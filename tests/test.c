@@ -3,12 +3,14 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 static bool case_failed;
+static bool case_skipped;
 static char tmpdir[256];
 
 bool test_check(bool cond, const char *expr, const char *file, int line)
@@ -45,6 +47,17 @@ bool test_check_mem(const void *a, const void *b, size_t n, const char *ea, cons
 bool test_failed(void)
 {
 	return case_failed;
+}
+
+void test_skip(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "  SKIP: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\n");
+	va_end(ap);
+	case_skipped = true;
 }
 
 static void rm_tree(const char *path)
@@ -125,7 +138,7 @@ size_t test_file_count(const char *path, const void *needle, size_t n)
 
 int main(int argc, char **argv)
 {
-	size_t passed = 0, failed = 0;
+	size_t passed = 0, failed = 0, skipped = 0;
 	if (test_setup != NULL)
 		test_setup();
 	for (size_t i = 0; i < hk_test_count; i++) {
@@ -137,15 +150,25 @@ int main(int argc, char **argv)
 				continue;
 		}
 		case_failed = false;
+		case_skipped = false;
 		hk_tests[i].fn();
 		if (case_failed) {
 			failed++;
 			fprintf(stderr, "not ok %s\n", hk_tests[i].name);
+		} else if (case_skipped) {
+			skipped++;
+			fprintf(stderr, "skip %s\n", hk_tests[i].name);
 		} else {
 			passed++;
 			fprintf(stderr, "ok %s\n", hk_tests[i].name);
 		}
 	}
-	printf("%s: %zu passed, %zu failed\n", argv[0], passed, failed);
+	if (skipped > 0)
+		printf("%s: %zu passed, %zu failed, %zu skipped\n", argv[0], passed, failed,
+		       skipped);
+	else
+		printf("%s: %zu passed, %zu failed\n", argv[0], passed, failed);
+	if (failed == 0 && passed == 0 && skipped > 0)
+		return 77;
 	return failed == 0 && passed > 0 ? 0 : 1;
 }

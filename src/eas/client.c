@@ -59,8 +59,7 @@ static bool url_ok(const char *url)
 	return strncmp(url, "https://", 8) == 0 || strncmp(url, "http://", 7) == 0;
 }
 
-/* "Basic " + base64(username ":" password), built in guarded memory. */
-static struct secret *basic_auth(const char *username, const struct secret *password)
+struct secret *eas_basic_auth(const char *username, const struct secret *password)
 {
 	size_t ulen = strlen(username), plen = secret_len(password);
 	struct secret *raw = secret_new(ulen + 1 + plen);
@@ -110,7 +109,7 @@ int eas_client_new(struct httpc *http, const struct eas_client_config *cfg,
 	c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : EAS_DEFAULT_TIMEOUT_MS;
 	c->body_max = cfg->body_max;
 	c->ping_buffer_size = cfg->ping_buffer_size > 0 ? cfg->ping_buffer_size : 4096;
-	c->auth = basic_auth(cfg->username, password);
+	c->auth = eas_basic_auth(cfg->username, password);
 	*client_r = c;
 	return 0;
 }

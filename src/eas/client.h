@@ -101,6 +101,11 @@ void eas_client_ping_cancel(struct eas_client *c);
 /* Stops a call: its callback is never called. NULL-safe; sets *call NULL. */
 void eas_call_cancel(struct eas_call **call);
 
+/* The Authorization value "Basic " + base64(username ":" password), built
+ * in guarded memory (an isolated secret, without a NUL); the caller frees
+ * it with secret_free(). username must not contain ':' (RFC 7617). */
+struct secret *eas_basic_auth(const char *username, const struct secret *password);
+
 /* Number of this client's calls in flight. */
 size_t eas_client_active(const struct eas_client *c);
 

@@ -29,6 +29,7 @@ struct httpc_call {
 	struct httpc_call *prev, *next;
 	CURL *easy;
 	struct curl_slist *headers;
+	struct curl_slist *connect_to;
 	httpc_cb *cb;
 	void *ctx;
 	int64_t started_ms; /* monotonic */
@@ -194,6 +195,7 @@ static void call_free(struct httpc_call *c)
 		curl_easy_cleanup(c->easy);
 	}
 	curl_slist_free_all(c->headers); /* wiping allocator: the auth header is zeroed */
+	curl_slist_free_all(c->connect_to);
 	wipealloc_free(c->body);
 	wipealloc_free(c->hdr_buf);
 	free(c);
@@ -422,6 +424,9 @@ int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, 
 	}
 	if (ret == 0)
 		ret = append_header(&c->headers, "Expect:"); /* no 100-continue round trip */
+	for (const char *const *cp = req->connect_to; ret == 0 && cp != NULL && *cp != NULL; cp++)
+		ret = strpbrk(*cp, "\r\n") == NULL ? append_header(&c->connect_to, *cp)
+						    : HK_ERR_INVAL;
 	if (ret < 0)
 		goto fail;
 
@@ -448,6 +453,8 @@ int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, 
 	if (req->user_agent != NULL)
 		curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);
+	if (c->connect_to != NULL)
+		curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);

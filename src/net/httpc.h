@@ -68,6 +68,11 @@ struct httpc_request {
 	long timeout_ms;	  /* whole transfer; 0: 120 s */
 	size_t body_max;	  /* 0: HTTPC_DEFAULT_BODY_MAX; at most SIZE_MAX / 2 */
 	long buffer_size;	  /* curl receive buffer; 0: curl's default (16 KiB) */
+	/* For tests that must reach a named host (TLS verified against that
+	 * name) on a loopback fixture: curl CONNECT_TO entries,
+	 * "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT", NULL-terminated.
+	 * NULL: connect where the URL says. */
+	const char *const *connect_to;
 };
 
 struct httpc_response {
