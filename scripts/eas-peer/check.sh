@@ -9,7 +9,9 @@
 # requests with xml2wbxml and decoding answers with wbxml2xml (libwbxml2-utils):
 # OPTIONS, wrong password, Provision, FolderSync (with and without DeviceId),
 # Sync from SyncKey 0 to the welcome message, Ping woken by a delivery,
-# SendMail from user A to user B (outbox + B's INBOX, over EAS and IMAP).
+# SendMail from user A to user B (outbox + B's INBOX, over EAS and IMAP), and
+# an event and a contact made over CalDAV/CardDAV by $HALFKEY_TEST_CREATE_ITEM
+# (create-item.sh) that must come through Sync, and go again as a Delete.
 # Each run uses a fresh DeviceId; every request/response pair is kept in
 # $HALFKEY_PEER_STATE/check/<run>/. Needs root only for deliver.sh.
 # Last line: "eas-peer check: N passed, M failed"; exit status 1 on failures.
@@ -109,11 +111,18 @@ folder_of_type() {   # TYPE FILE: ServerId of the first FolderSync <Add> of that
     /<\/Add>/    { if (type == want) { print id; exit } }' "$2"
 }
 
-sync_body() {   # SYNCKEY COLLECTION
-  printf '<Sync xmlns="AirSync:"><Collections><Collection><SyncKey>%s</SyncKey><CollectionId>%s</CollectionId>' "$1" "$2"
+# sync_body SYNCKEY COLLECTION [CLASS [FILTERTYPE]]: CLASS is only sent below
+# EAS 14.0 (Collection/Class was dropped from requests there); FILTERTYPE 0 = all.
+sync_body() {
+  printf '<Sync xmlns="AirSync:"><Collections><Collection>'
+  case ${3:-}:$AS_VERSION in
+    :*|*:1[4-9].*) ;;
+    *) printf '<Class>%s</Class>' "$3" ;;
+  esac
+  printf '<SyncKey>%s</SyncKey><CollectionId>%s</CollectionId>' "$1" "$2"
   if [ "$1" != 0 ]; then
     printf '<DeletesAsMoves>1</DeletesAsMoves><GetChanges>1</GetChanges><WindowSize>100</WindowSize>'
-    printf '<Options><FilterType>0</FilterType><BodyPreference xmlns="AirSyncBase:"><Type>1</Type>'
+    printf '<Options><FilterType>%s</FilterType><BodyPreference xmlns="AirSyncBase:"><Type>1</Type>' "${4:-0}"
     printf '<TruncationSize>8192</TruncationSize></BodyPreference></Options>'
   fi
   printf '</Collection></Collections></Sync>\n'
@@ -138,6 +147,23 @@ sync_all() {
     has '<MoreAvailable' "$XML" || [ "$(tally Add "$XML")" -gt 0 ] || return 0
   done
 }
+
+# item_block KIND TAG VALUE FILE: the first <KIND>...</KIND> command (Add,
+# Change, Delete) of a Sync response that has an element TAG (any namespace)
+# with exactly VALUE, or with ServerId VALUE when TAG is ServerId.
+item_block() {
+  [ -n "${4:-}" ] || return 0
+  awk -v kind="$1" -v tag="$2" -v want="$3" '
+    $0 ~ "<" kind ">"   { buf = ""; inside = 1; hit = 0 }
+    inside              { buf = buf $0 "\n"
+                          v = $0
+                          if (sub("^[[:space:]]*<" tag "( [^>]*)?>", "", v) && sub("</" tag ">[[:space:]]*$", "", v) && v == want) hit = 1 }
+    $0 ~ "</" kind ">"  { inside = 0; if (hit) { printf "%s", buf; exit } }' "$4"
+}
+# field TAG TEXT: the value of element TAG (any namespace) in TEXT
+field() { sed -n "s|.*<$1\( [^>]*\)\{0,1\}>\([^<]*\)</$1>.*|\2|p" <<< "$2" | head -n 1; }
+# item_out KEY TEXT: value of a KEY=value line printed by the create-item command
+item_out() { sed -n "s/^$1=//p" <<< "$2" | head -n 1; }
 
 imap_search() {   # USER PASS SUBJECT-TOKEN -> UIDs in INBOX (empty if none)
   curl -s --max-time 20 -u "$1:$2" "$HALFKEY_TEST_IMAP_URL/INBOX" -X "UID SEARCH SUBJECT \"$3\"" 2>/dev/null |
@@ -241,5 +267,70 @@ expect "EAS: $UB's Sync fetches it" has "$TOKEN3" "$SEEN"
 # ---------------------------------------------------------------- IMAP side
 examine=$(curl -s --max-time 20 -u "$UA:$PA" "$HALFKEY_TEST_IMAP_URL/" -X 'EXAMINE INBOX' 2>/dev/null || true)
 expect "IMAP: $UA's INBOX reports HIGHESTMODSEQ (modseq tracking on)" grep -q 'HIGHESTMODSEQ' <<< "$examine"
+
+# ---------------------------------------------------------------- calendar and contacts
+# Server-side changes come from $HALFKEY_TEST_CREATE_ITEM (create-item.sh):
+# each item must reach EAS through Sync with the fields that were set, and
+# its deletion must come back as a Delete of the same ServerId.
+CREATE_ITEM=${HALFKEY_TEST_CREATE_ITEM:-$HERE/create-item.sh}
+# KIND TYPE CLASS FILTERTYPE TAG (TAG: the element that carries SUMMARY).
+# The calendar gets FilterType 4 (two weeks back) like a phone would send; a
+# future event must come through anyway. Contacts get 0: SOGo returns no
+# contacts at all for FilterType 1-7 (README, quirk 14).
+for spec in "event 8 Calendar 4 Subject" "contact 9 Contacts 0 FileAs"; do
+  read -r kind type class filter tag <<< "$spec"
+  COLL=$(folder_of_type "$type" "$FOLDERS")
+  expect "FolderSync lists a $class folder, Type $type ('$COLL')" [ -n "$COLL" ]
+  [ -n "$COLL" ] || continue
+  case $kind in
+    event) want="eas-peer check $DEVICE event" ;;
+    *) want="Check $DEVICE" ;;
+  esac
+  created=$("$CREATE_ITEM" "$UA" "$kind" "check-$DEVICE-$kind" "$want" 2>"$RUN/create-$kind.err") || true
+  printf '%s\n' "$created" > "$RUN/create-$kind.out"
+  uid=$(item_out uid "$created") summary=$(item_out summary "$created")
+  expect "create-item $UA $kind prints uid= and summary= ('$uid', '$summary')$(
+           [ -s "$RUN/create-$kind.err" ] && printf ' [%s]' "$(tr '\n' ' ' < "$RUN/create-$kind.err")")" \
+    eval '[ -n "$uid" ] && [ "$summary" = "$want" ]'
+  [ -n "$uid" ] || continue
+
+  eas "$UA" "$PA" Sync < <(sync_body 0 "$COLL" "$class")
+  KEY=$(val SyncKey "$XML")
+  expect "$class Sync with SyncKey 0 answers Status 1 and a new SyncKey ('$KEY')" \
+    eval '[ "$HTTP" = 200 ] && [ "$(val Status "$XML")" = 1 ] && [ -n "$KEY" ]'
+  eas "$UA" "$PA" Sync < <(sync_body "$KEY" "$COLL" "$class" "$filter")
+  ADDED=$(item_block Add "$tag" "$summary" "$XML")
+  SID=$(field ServerId "$ADDED")
+  expect "$class Sync (FilterType $filter) returns an Add with $tag '$summary' (ServerId '$SID', $(tally Add "$XML") Adds)" \
+    eval '[ "$(val Status "$XML")" = 1 ] && [ -n "$SID" ]'
+  KEY=$(val SyncKey "$XML")
+  if [ "$kind" = event ]; then
+    start=$(item_out start "$created") end=$(item_out end "$created")
+    got="$(field StartTime "$ADDED")-$(field EndTime "$ADDED")"
+    expect "... with StartTime-EndTime $got (${start:-any}-${end:-any})" \
+      eval '[[ $got = ${start:-2?????????????Z}-${end:-2?????????????Z} ]]'
+    expect "... and UID '$(field UID "$ADDED")'" eval '[ "$(field UID "$ADDED")" = "$uid" ]'
+  else
+    email=$(item_out email "$created")
+    got=$(field Email1Address "$ADDED")
+    expect "... with Email1Address '$got' (${email:-any})" \
+      eval '[ -n "$got" ] && [[ $got = *"${email:-@}"* ]]'
+    tel=$(item_out tel "$created")
+    got=$(field BusinessPhoneNumber "$ADDED")
+    expect "... and BusinessPhoneNumber '$got' (${tel:-any})" \
+      eval '[ -n "$got" ] && { [ -z "$tel" ] || [ "$got" = "$tel" ]; }'
+  fi
+  eas "$UA" "$PA" Sync < <(sync_body "$KEY" "$COLL" "$class" "$filter")
+  expect "the next $class Sync answers 200 with an empty body, no extra round (got $HTTP${XML:+ and a body})" \
+    eval '[ "$HTTP" = 200 ] && [ -z "$XML" ]'
+
+  deleted=$("$CREATE_ITEM" "$UA" "delete-$kind" "$uid" 2>"$RUN/delete-$kind.err") || true
+  expect "create-item $UA delete-$kind $uid ($(item_out uid "$deleted")$(tr '\n' ' ' < "$RUN/delete-$kind.err"))" \
+    eval '[ "$(item_out uid "$deleted")" = "$uid" ]'
+  eas "$UA" "$PA" Sync < <(sync_body "$KEY" "$COLL" "$class" "$filter")
+  expect "the $class Sync after the deletion returns a Delete of ServerId '$SID' and nothing else ($(tally Delete "$XML") Deletes, $(tally Add "$XML") Adds)" \
+    eval '[ "$(val Status "$XML")" = 1 ] && [ -n "$(item_block Delete ServerId "$SID" "$XML")" ] &&
+          [ "$(tally Delete "$XML")" = 1 ] && [ "$(tally Add "$XML")" = 0 ]'
+done
 
 finish

@@ -192,10 +192,16 @@ await() {
 }
 
 # expect_exe NAME PATH: the recorded process really is PATH (guards against surprises).
+# setsid/setpriv exec the daemon, but only after they start: until then the
+# pid still shows them, so wait (bounded) for the exec to happen.
 expect_exe() {
-  local pid
+  local pid i
   read -r pid _ < "$(hk_record_file "$1")"
-  [ "$(readlink "/proc/$pid/exe")" = "$2" ] || fail "$1: pid $pid is $(readlink "/proc/$pid/exe"), expected $2"
+  for i in $(seq 1 50); do
+    [ "$(readlink "/proc/$pid/exe")" = "$2" ] && return 0
+    sleep 0.05
+  done
+  fail "$1: pid $pid is $(readlink "/proc/$pid/exe"), expected $2"
 }
 
 # record_children NAME: appends "PID STARTTIME" of the daemon's current
@@ -581,6 +587,10 @@ http {
     location ^~ /Microsoft-Server-ActiveSync {
       proxy_pass http://127.0.0.1:$HALFKEY_PEER_SOGO_PORT/SOGo/Microsoft-Server-ActiveSync;
     }
+    # CalDAV/CardDAV, for create-item.sh (tests make events and contacts)
+    location ^~ /SOGo/dav/ {
+      proxy_pass http://127.0.0.1:$HALFKEY_PEER_SOGO_PORT/SOGo/dav/;
+    }
     location / {
       return 404;
     }
@@ -609,6 +619,7 @@ for d in postgres memcached dovecot smtp-sink nginx; do record_children "$d"; do
   printf 'HALFKEY_TEST_PASS_B=%s\n' "$(hk_shq "$PASS_B")"
   printf 'HALFKEY_TEST_ADDR_B=%s\n' "$(hk_shq "$USER_B@$HALFKEY_PEER_DOMAIN")"
   printf 'HALFKEY_TEST_DELIVER=%s\n' "$(hk_shq "$HERE/deliver.sh")"
+  printf 'HALFKEY_TEST_CREATE_ITEM=%s\n' "$(hk_shq "$HERE/create-item.sh")"
   printf 'HALFKEY_TEST_IMAP_URL=%s\n' "$(hk_shq "imap://127.0.0.1:$HALFKEY_PEER_IMAP_PORT")"
   printf 'HALFKEY_TEST_OUTBOX=%s\n' "$(hk_shq "$S/outbox")"
 } > "$S/peer.env.new"
