@@ -14,8 +14,10 @@
 
 struct eas_client {
 	struct httpc *http;
-	char url[EAS_URL_MAX];
-	char user_q[USER_Q_MAX]; /* URL-escaped username */
+	/* On the heap, not EAS_URL_MAX + USER_Q_MAX inline: 3 KiB of every
+	 * unlocked account's memory (bench/bench-ping.c). */
+	char *url;
+	char *user_q; /* URL-escaped username, curl's (curl_free) */
 	char device_id[EAS_DEVICE_ID_MAX + 1];
 	char *ca_file;
 	char policy_key[EAS_POLICY_KEY_MAX + 1];
@@ -100,9 +102,9 @@ int eas_client_new(struct httpc *http, const struct eas_client_config *cfg,
 	if (c == NULL)
 		abort();
 	c->http = http;
-	snprintf(c->url, sizeof(c->url), "%s", cfg->url);
-	snprintf(c->user_q, sizeof(c->user_q), "%s", q);
-	curl_free(q);
+	if ((c->url = strdup(cfg->url)) == NULL)
+		abort();
+	c->user_q = q;
 	snprintf(c->device_id, sizeof(c->device_id), "%s", cfg->device_id);
 	if (cfg->ca_file != NULL && (c->ca_file = strdup(cfg->ca_file)) == NULL)
 		abort();
@@ -151,6 +153,8 @@ void eas_client_free(struct eas_client **cp)
 	}
 	secret_free(&c->auth);
 	free(c->ca_file);
+	free(c->url);
+	curl_free(c->user_q);
 	free(c);
 }
 
@@ -169,7 +173,11 @@ int eas_client_set_url(struct eas_client *c, const char *url)
 {
 	if (!url_ok(url))
 		return HK_ERR_INVAL;
-	snprintf(c->url, sizeof(c->url), "%s", url);
+	char *u = strdup(url);
+	if (u == NULL)
+		abort();
+	free(c->url);
+	c->url = u;
 	return 0;
 }
 

@@ -80,6 +80,7 @@ void eas_client_free(struct eas_client **client);
 int eas_client_set_policy_key(struct eas_client *c, const char *key) HK_WARN_UNUSED;
 /* A new endpoint after a 451 redirect. */
 int eas_client_set_url(struct eas_client *c, const char *url) HK_WARN_UNUSED;
+/* The endpoint; valid until the next eas_client_set_url() or the free. */
 const char *eas_client_url(const struct eas_client *c);
 
 /* OPTIONS: which versions and commands the server offers. */
