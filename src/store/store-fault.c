@@ -233,6 +233,13 @@ static int fault_item_list(struct store *store, const char *account_id,
 	return store_item_list(inner(store), account_id, collection_id, ids_r, error_r);
 }
 
+static int fault_sync_apply(struct store *store, const char *account_id,
+			    const struct store_sync_batch *batch, int64_t *change_r,
+			    const char **error_r)
+{
+	return store_sync_apply(inner(store), account_id, batch, change_r, error_r);
+}
+
 static int fault_push_add(struct store *store, const struct store_push_sub *sub,
 			  const char **error_r)
 {
@@ -339,6 +346,7 @@ const struct store_driver store_driver_fault = {
 	.item_get = fault_item_get,
 	.item_delete = fault_item_delete,
 	.item_list = fault_item_list,
+	.sync_apply = fault_sync_apply,
 	.push_add = fault_push_add,
 	.push_list = fault_push_list,
 	.push_delete = fault_push_delete,

@@ -95,6 +95,9 @@ enum sq_stmt_id {
 	SQ_ITEM_GET,
 	SQ_ITEM_DELETE,
 	SQ_ITEM_LIST,
+	SQ_COLLECTION_SET_KEY,
+	SQ_ITEMS_DELETE_COLLECTION,
+	SQ_ACCOUNT_COUNTER,
 	SQ_PUSH_ADD,
 	SQ_PUSH_LIST,
 	SQ_PUSH_DELETE,
@@ -224,6 +227,14 @@ static const struct sq_sql {
 	[SQ_ITEM_LIST] = {"list items",
 			  "SELECT item_id FROM items WHERE account_id = ?1 AND collection_id = ?2"
 			  " ORDER BY item_id"},
+	[SQ_COLLECTION_SET_KEY] = {"set collection sync key",
+				   "UPDATE collections SET sync_key = ?3"
+				   " WHERE account_id = ?1 AND collection_id = ?2"},
+	[SQ_ITEMS_DELETE_COLLECTION] = {"clear collection items",
+					"DELETE FROM items"
+					" WHERE account_id = ?1 AND collection_id = ?2"},
+	[SQ_ACCOUNT_COUNTER] = {"read change counter",
+				"SELECT change_counter FROM accounts WHERE id = ?1"},
 	[SQ_PUSH_ADD] = {"add push subscription",
 			 "INSERT INTO push_subscriptions (" PUSH_COLS ")"
 			 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"},
@@ -1710,6 +1721,77 @@ static int sq_item_list(struct store *store, const char *account_id, const char 
 	return 0;
 }
 
+/* Runs a bound item statement (keyed by account, collection and item id)
+ * and adds the rows it changed to *removed. */
+static int run_counted(struct sq_store *st, sqlite3_stmt *stmt, int64_t *removed,
+		       const char **error_r)
+{
+	int64_t changes = 0;
+	int ret = sq_run(st, stmt, &changes, error_r);
+	if (ret == 0)
+		*removed += changes;
+	return ret;
+}
+
+static int sq_sync_apply(struct store *store, const char *account_id,
+			 const struct store_sync_batch *b, int64_t *change_r,
+			 const char **error_r)
+{
+	struct sq_store *st = sq(store);
+	sqlite3_stmt *stmt;
+	int64_t changes = 0, removed = 0, change = 0;
+	int ret;
+
+	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
+		return ret;
+	/* The key first: it also proves that the collection exists. */
+	if ((ret = sq_stmt(st, SQ_COLLECTION_SET_KEY, &stmt, error_r)) < 0)
+		goto out;
+	bind_collection_key(st, stmt, account_id, b->collection_id);
+	bind_text(st, stmt, 3, b->sync_key);
+	ret = sq_run(st, stmt, &changes, error_r);
+	if ((ret = expect_row(st, ret, changes, "collection", error_r)) < 0)
+		goto out;
+	if (b->clear) {
+		if ((ret = sq_stmt(st, SQ_ITEMS_DELETE_COLLECTION, &stmt, error_r)) < 0)
+			goto out;
+		bind_collection_key(st, stmt, account_id, b->collection_id);
+		if ((ret = run_counted(st, stmt, &removed, error_r)) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < b->n_deletes; i++) {
+		if ((ret = sq_stmt(st, SQ_ITEM_DELETE, &stmt, error_r)) < 0)
+			goto out;
+		bind_collection_key(st, stmt, account_id, b->collection_id);
+		bind_text(st, stmt, 3, b->deletes[i]);
+		if ((ret = run_counted(st, stmt, &removed, error_r)) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < b->n_puts; i++) {
+		if ((ret = sq_stmt(st, SQ_ITEM_PUT, &stmt, error_r)) < 0)
+			goto out;
+		bind_collection_key(st, stmt, account_id, b->collection_id);
+		bind_text(st, stmt, 3, b->puts[i].item_id);
+		bind_blob(st, stmt, 4, b->puts[i].sealed, b->puts[i].sealed_len);
+		bind_int(st, stmt, 5, b->puts[i].updated_ms);
+		if ((ret = sq_run(st, stmt, NULL, error_r)) < 0)
+			goto out;
+	}
+	if (removed > 0 || b->n_puts > 0) {
+		ret = bump_change(st, account_id, &change, error_r);
+	} else {
+		if ((ret = sq_stmt(st, SQ_ACCOUNT_COUNTER, &stmt, error_r)) < 0)
+			goto out;
+		bind_text(st, stmt, 1, account_id);
+		ret = run_returning(st, stmt, &change, "account", error_r);
+	}
+out:
+	ret = sq_finish(st, ret, SQ_NORMAL, error_r);
+	if (ret == 0 && change_r != NULL)
+		*change_r = change;
+	return ret;
+}
+
 /* ---- push subscriptions ---- */
 
 static int sq_push_add(struct store *store, const struct store_push_sub *p,
@@ -1962,6 +2044,7 @@ const struct store_driver store_driver_sqlite = {
 	.item_get = sq_item_get,
 	.item_delete = sq_item_delete,
 	.item_list = sq_item_list,
+	.sync_apply = sq_sync_apply,
 	.push_add = sq_push_add,
 	.push_list = sq_push_list,
 	.push_delete = sq_push_delete,

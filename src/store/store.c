@@ -585,6 +585,38 @@ int store_item_list(struct store *store, const char *account_id, const char *col
 	return store->drv->item_list(store, account_id, collection_id, ids_r, error_r);
 }
 
+int store_sync_apply(struct store *store, const char *account_id,
+		     const struct store_sync_batch *batch, int64_t *change_r,
+		     const char **error_r)
+{
+	int ret;
+	if ((ret = ACCOUNT_ID(store, account_id, error_r)) < 0 ||
+	    (ret = check_out(store, batch, error_r)) < 0 ||
+	    (ret = COLLECTION_ID(store, batch->collection_id, error_r)) < 0 ||
+	    (ret = check_key(store, batch->sync_key, STORE_SYNC_KEY_MAX, "sync key", error_r)) <
+		    0)
+		return ret;
+	if ((batch->n_puts > 0 && batch->puts == NULL) ||
+	    (batch->n_deletes > 0 && batch->deletes == NULL))
+		return store_error(store, HK_ERR_INVAL, error_r, "item list missing");
+	for (size_t i = 0; i < batch->n_puts; i++) {
+		const struct store_item *it = &batch->puts[i];
+		if (it->collection_id == NULL || strcmp(it->collection_id, batch->collection_id) != 0)
+			return store_error(store, HK_ERR_INVAL, error_r,
+					   "item of another collection");
+		if ((ret = check_key(store, it->item_id, STORE_SERVER_ID_MAX, "item id",
+				     error_r)) < 0 ||
+		    (ret = check_blob(store, it->sealed, it->sealed_len, STORE_ITEM_MAX,
+				      "sealed item", error_r)) < 0)
+			return ret;
+	}
+	for (size_t i = 0; i < batch->n_deletes; i++)
+		if ((ret = check_key(store, batch->deletes[i], STORE_SERVER_ID_MAX, "item id",
+				     error_r)) < 0)
+			return ret;
+	return store->drv->sync_apply(store, account_id, batch, change_r, error_r);
+}
+
 /* ---- push subscriptions ---- */
 
 int store_push_add(struct store *store, const struct store_push_sub *sub, const char **error_r)

@@ -13,8 +13,9 @@
  * Writes that must not be seen half done are one call each and one
  * transaction each: creating an account (account + device + envelope),
  * deleting, wiping and purging an account, cache writes (items + the
- * account's change counter). A failure or a crash in the middle leaves the
- * store as it was before the call.
+ * account's change counter), applying a Sync response (a collection's items
+ * + its sync key + the change counter). A failure or a crash in the middle
+ * leaves the store as it was before the call.
  *
  * Conventions: every fallible function returns 0 or a negative HK_ERR_*
  * code (lib/error.h) and sets *error_r to a short text naming what failed.
@@ -145,6 +146,20 @@ struct store_item {
 struct store_id_list {
 	size_t count;
 	char **ids;
+};
+
+/* What one Sync response did to one collection: its new sync key and the
+ * items it added, changed and removed (store_sync_apply()). */
+struct store_sync_batch {
+	const char *collection_id;
+	const char *sync_key;	       /* the collection's new sync key */
+	bool clear;		       /* first remove every cached item of the
+					* collection (the server restarted it
+					* from sync key "0") */
+	const struct store_item *puts; /* each with this collection_id */
+	size_t n_puts;
+	const char *const *deletes; /* item ids; ids not cached are skipped */
+	size_t n_deletes;
 };
 
 struct store_push_sub {
@@ -287,6 +302,9 @@ struct store_driver {
 			   const char **error_r);
 	int (*item_list)(struct store *store, const char *account_id, const char *collection_id,
 			 struct store_id_list **ids_r, const char **error_r);
+	int (*sync_apply)(struct store *store, const char *account_id,
+			  const struct store_sync_batch *batch, int64_t *change_r,
+			  const char **error_r);
 
 	int (*push_add)(struct store *store, const struct store_push_sub *sub,
 			const char **error_r);
@@ -471,6 +489,20 @@ int store_item_list(struct store *store, const char *account_id, const char *col
 		    struct store_id_list **ids_r, const char **error_r) HK_WARN_UNUSED;
 void store_item_free(struct store_item **item);
 void store_id_list_free(struct store_id_list **list);
+
+/* Applies one Sync response to one collection in one transaction: removes
+ * the collection's items if batch->clear, then the deleted ids, then
+ * inserts or replaces the puts (so an id in both lists ends up put), and
+ * sets the collection's sync key. The change counter is bumped once when an
+ * item was written or removed and left alone otherwise (a response that
+ * only moved the key changes no content); *change_r (may be NULL) gets its
+ * value after the call either way. All or nothing: HK_ERR_NOT_FOUND if the
+ * collection is unknown. One transaction because a crash between the items
+ * and the key would lose changes (key stored, items not) or replay them
+ * (items stored, the old key sent again). */
+int store_sync_apply(struct store *store, const char *account_id,
+		     const struct store_sync_batch *batch, int64_t *change_r,
+		     const char **error_r) HK_WARN_UNUSED;
 
 /* ---- push subscriptions ---- */
 

@@ -54,6 +54,28 @@ static int op_put_batch(struct store *store, const struct fixture *f, const char
 	return store_item_put(store, f->account.id, items, 5, NULL, error_r);
 }
 
+/* One Sync response: a restart's clear, two deletes (one of an item that
+ * is not cached), three puts (one replacing an existing item), the key. */
+static int op_sync_apply(struct store *store, const struct fixture *f, const char **error_r)
+{
+	static const uint8_t blob[] = "sealed-bytes-of-a-synced-mail";
+	struct store_item puts[3] = {
+		{"mail/1", "s0", blob, sizeof(blob), T0 + 4},
+		{"mail/1", "s1", blob, sizeof(blob), T0 + 4},
+		{"mail/1", "1:7", blob, sizeof(blob), T0 + 4},
+	};
+	const char *const dels[] = {"1:3", "never-cached"};
+	struct store_sync_batch b = {.collection_id = "mail/1", .sync_key = "sk-2",
+				     .puts = puts, .n_puts = 3, .deletes = dels, .n_deletes = 2};
+	return store_sync_apply(store, f->account.id, &b, NULL, error_r);
+}
+
+static int op_sync_restart(struct store *store, const struct fixture *f, const char **error_r)
+{
+	struct store_sync_batch b = {.collection_id = "mail/2", .sync_key = "0", .clear = true};
+	return store_sync_apply(store, f->account.id, &b, NULL, error_r);
+}
+
 static int op_cache_clear(struct store *store, const struct fixture *f, const char **error_r)
 {
 	return store_cache_clear(store, f->account.id, error_r);
@@ -231,6 +253,21 @@ static void test_fault_sweep_cache_writes(void)
 	struct store_account a;
 	REQUIRE(store_account_get(store, f.account.id, &a, &error) == 0);
 	CHECK_INT(a.change_counter, 3); /* two fills, one batch */
+	/* begin, key, 2 deletes, 3 puts, bump, commit */
+	CHECK_INT(sweep(store, path, op_sync_apply, &f), 9);
+	struct store_collection c;
+	REQUIRE(store_collection_get(store, f.account.id, "mail/1", &c, &error) == 0);
+	CHECK_STR(c.sync_key, "sk-2");
+	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE account_id = "
+			       "'acct0000000000000000000001' AND collection_id = 'mail/1'"),
+		  24 - 1 + 2); /* after the batch above: one deleted, two new */
+	REQUIRE(store_account_get(store, f.account.id, &a, &error) == 0);
+	CHECK_INT(a.change_counter, 4);
+	/* begin, key, clear, bump, commit */
+	CHECK_INT(sweep(store, path, op_sync_restart, &f), 5);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE account_id = "
+			       "'acct0000000000000000000001' AND collection_id = 'mail/2'"),
+		  0);
 	/* begin, touch device, touch account, commit */
 	CHECK_INT(sweep(store, path, op_touch, &f), 4);
 	/* begin, delete, bump, commit */
@@ -434,7 +471,24 @@ static void test_crash_mid_batch(void)
 	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE item_id LIKE 'new%'"), 4);
 }
 
+/* A process killed at any step of applying a Sync response leaves neither
+ * the items without the key nor the key without the items. */
+static void test_crash_mid_sync_apply(void)
+{
+	const char *path = fresh_db_path();
+	struct store *store = open_populated(path, &store_driver_sqlite);
+	REQUIRE(store != NULL);
+	struct fixture f;
+	fixture_init(&f, 1, T0);
+	REQUIRE(fixture_create(store, &f) == 0);
+	REQUIRE(fixture_populate(store, &f, 10) == 0);
+	store_close(&store);
+	crash_sweep(path, op_sync_apply, &f);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM collections WHERE sync_key = 'sk-2'"), 1);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE item_id LIKE 's_'"), 2);
+}
+
 TESTS(TEST(test_fault_driver_basics), TEST(test_fault_sweep_create_delete),
       TEST(test_fault_sweep_wipe), TEST(test_fault_sweep_cache_writes),
       TEST(test_fault_sweep_purge), TEST(test_crash_mid_create_and_delete),
-      TEST(test_crash_mid_batch));
+      TEST(test_crash_mid_batch), TEST(test_crash_mid_sync_apply));

@@ -728,6 +728,152 @@ static void test_items(void)
 	store_close(&store);
 }
 
+/* A Sync response for one collection: key, deletes and puts together. */
+static void test_sync_apply(void)
+{
+	const char *path = fresh_db_path();
+	struct store *store = open_store(&store_driver_sqlite, path);
+	REQUIRE(store != NULL);
+	struct fixture f, g;
+	const char *error = NULL;
+	int64_t change = -1;
+	fixture_init(&f, 1, T0);
+	fixture_init(&g, 2, T0);
+	REQUIRE(fixture_create(store, &f) == 0);
+	REQUIRE(fixture_create(store, &g) == 0);
+	REQUIRE(fixture_fill_cache(store, &f, 1, 4, 40, 1) == 0); /* mail/1: 1:0 .. 1:3 */
+	REQUIRE(fixture_fill_cache(store, &f, 2, 2, 40, 2) == 0);
+	REQUIRE(fixture_fill_cache(store, &g, 1, 3, 40, 3) == 0);
+	const char *acct = f.account.id;
+	struct store_account a;
+	REQUIRE(store_account_get(store, acct, &a, &error) == 0);
+	const int64_t c0 = a.change_counter;
+
+	uint8_t blob[100];
+	pattern_fill(blob, sizeof(blob), 77);
+	/* "1:1" is both deleted and put: it ends up put (the new blob); "1:9"
+	 * was never cached: skipped. */
+	struct store_item puts[] = {
+		{"mail/1", "new-a", blob, sizeof(blob), T0 + 5},
+		{"mail/1", "1:1", blob, 50, T0 + 5},
+	};
+	const char *const dels[] = {"1:0", "1:1", "1:9"};
+	struct store_sync_batch b = {.collection_id = "mail/1", .sync_key = "k-2",
+				     .puts = puts, .n_puts = 2, .deletes = dels, .n_deletes = 3};
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), 0);
+	CHECK_INT(change, c0 + 1);
+	struct store_collection c;
+	REQUIRE(store_collection_get(store, acct, "mail/1", &c, &error) == 0);
+	CHECK_STR(c.sync_key, "k-2");
+	struct store_id_list *ids = NULL;
+	REQUIRE(store_item_list(store, acct, "mail/1", &ids, &error) == 0);
+	CHECK_INT(ids->count, 4);
+	if (ids->count == 4) {
+		CHECK_STR(ids->ids[0], "1:1");
+		CHECK_STR(ids->ids[1], "1:2");
+		CHECK_STR(ids->ids[2], "1:3");
+		CHECK_STR(ids->ids[3], "new-a");
+	}
+	store_id_list_free(&ids);
+	struct store_item *got = NULL;
+	REQUIRE(store_item_get(store, acct, "mail/1", "1:1", &got, &error) == 0);
+	CHECK_INT(got->sealed_len, 50);
+	CHECK_MEM(got->sealed, blob, 50);
+	CHECK_INT(got->updated_ms, T0 + 5);
+	store_item_free(&got);
+
+	/* Only the key moved (SOGo's extra round, an empty answer's key): no
+	 * content change, no bump; deleting what is not cached neither. */
+	b = (struct store_sync_batch){.collection_id = "mail/1", .sync_key = "k-3",
+				      .deletes = dels + 2, .n_deletes = 1};
+	change = -1;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), 0);
+	CHECK_INT(change, c0 + 1);
+	REQUIRE(store_collection_get(store, acct, "mail/1", &c, &error) == 0);
+	CHECK_STR(c.sync_key, "k-3");
+	CHECK_INT(store_sync_apply(store, acct, &b, NULL, &error), 0);
+
+	/* A restart from "0": every item of this collection goes, nothing of
+	 * the other collection or account, and that is one change. */
+	b = (struct store_sync_batch){.collection_id = "mail/1", .sync_key = "0", .clear = true};
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), 0);
+	CHECK_INT(change, c0 + 2);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE account_id = "
+			       "'acct0000000000000000000001' AND collection_id = 'mail/1'"),
+		  0);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE account_id = "
+			       "'acct0000000000000000000001' AND collection_id = 'mail/2'"),
+		  2);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE account_id = "
+			       "'acct0000000000000000000002'"),
+		  3);
+	/* Clearing an empty collection changes nothing. */
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), 0);
+	CHECK_INT(change, c0 + 2);
+	/* Clear and puts together: the puts survive the clear. */
+	b = (struct store_sync_batch){.collection_id = "mail/1", .sync_key = "k-4", .clear = true,
+				      .puts = puts, .n_puts = 1};
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), 0);
+	CHECK_INT(change, c0 + 3);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM items WHERE collection_id = 'mail/1'"
+			       " AND account_id = 'acct0000000000000000000001'"),
+		  1);
+
+	/* All or nothing: an unknown collection, or an unknown account,
+	 * changes nothing at all. */
+	char *before = db_dump(path);
+	b = (struct store_sync_batch){.collection_id = "mail/404", .sync_key = "k",
+				      .deletes = dels, .n_deletes = 1};
+	change = -1;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_NOT_FOUND);
+	CHECK(error != NULL && strstr(error, "collection") != NULL);
+	CHECK_INT(change, -1);
+	b.collection_id = "mail/1";
+	CHECK_INT(store_sync_apply(store, "nope", &b, &change, &error), HK_ERR_NOT_FOUND);
+	char *after = db_dump(path);
+	CHECK_STR(before, after);
+	free(after);
+
+	/* Argument checks, before the database is touched. */
+	b = (struct store_sync_batch){.collection_id = "mail/1", .sync_key = "k",
+				      .puts = puts, .n_puts = 1};
+	CHECK_INT(store_sync_apply(store, acct, NULL, &change, &error), HK_ERR_INVAL);
+	b.sync_key = "";
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	b.sync_key = NULL;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	char long_key[STORE_SYNC_KEY_MAX + 1];
+	memset(long_key, 'k', sizeof(long_key) - 1);
+	long_key[sizeof(long_key) - 1] = '\0';
+	b.sync_key = long_key;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_TOO_LONG);
+	b.sync_key = "k";
+	b.collection_id = "";
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	b.collection_id = "mail/2"; /* the put says mail/1 */
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	CHECK(error != NULL && strstr(error, "another collection") != NULL);
+	b.collection_id = "mail/1";
+	b.puts = NULL;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	struct store_item bad = {"mail/1", "x", blob, 0, T0};
+	b.puts = &bad;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	bad.sealed_len = (size_t)STORE_ITEM_MAX + 1;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_TOO_LONG);
+	const char *const empty_id[] = {""};
+	b = (struct store_sync_batch){.collection_id = "mail/1", .sync_key = "k",
+				      .deletes = empty_id, .n_deletes = 1};
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	b.deletes = NULL;
+	CHECK_INT(store_sync_apply(store, acct, &b, &change, &error), HK_ERR_INVAL);
+	after = db_dump(path);
+	CHECK_STR(before, after);
+	free(after);
+	free(before);
+	store_close(&store);
+}
+
 static void test_items_batch_1000(void)
 {
 	const char *path = fresh_db_path();
@@ -1162,6 +1308,6 @@ TESTS(TEST(test_open_creates_schema), TEST(test_open_refuses_newer_version),
       TEST(test_account_create_conflicts), TEST(test_not_found), TEST(test_argument_checks),
       TEST(test_account_state_and_touch), TEST(test_account_list_paging),
       TEST(test_envelope_replace), TEST(test_collections), TEST(test_items),
-      TEST(test_items_batch_1000), TEST(test_push_subscriptions), TEST(test_block_rules),
+      TEST(test_sync_apply), TEST(test_items_batch_1000), TEST(test_push_subscriptions), TEST(test_block_rules),
       TEST(test_audit), TEST(test_leases), TEST(test_delete_cascades), TEST(test_wipe),
       TEST(test_purge_inactive), TEST(test_delete_shreds_bytes));
