@@ -73,14 +73,14 @@
 extern char **environ;
 
 /* Deadlines bound a hang; a passing run takes a fraction of them. */
-#define CMD_TIMEOUT_MS 180000L	  /* one command (a 50-message Sync window included) */
-#define SETTLE_DEADLINE_MS 300000 /* Sync until the server has nothing more */
-#define EVENT_DEADLINE_MS 120000  /* a server-side change reaches us */
-#define PING_HEARTBEAT_S 120u	  /* Pings that wait for a change */
-#define IDLE_HEARTBEAT_S 10u	  /* the idle Ping that must expire */
-#define BULK_COUNT 200
-#define BULK_WINDOW 50
-#define OUT_MAX 65536
+#define CMD_TIMEOUT_MS     180000L /* one command (a 50-message Sync window included) */
+#define SETTLE_DEADLINE_MS 300000  /* Sync until the server has nothing more */
+#define EVENT_DEADLINE_MS  120000  /* a server-side change reaches us */
+#define PING_HEARTBEAT_S   120u    /* Pings that wait for a change */
+#define IDLE_HEARTBEAT_S   10u     /* the idle Ping that must expire */
+#define BULK_COUNT         200
+#define BULK_WINDOW        50
+#define OUT_MAX            65536
 
 struct acct {
 	const char *user, *pass, *addr;
@@ -94,7 +94,7 @@ static struct {
 	struct acct a, b;
 	const char *imap, *imap_ca, *imap_trash, *create_item;
 	char token[16]; /* random per run: "hk" + 10 hex digits */
-	int options;	/* 0 not asked yet, 1 the server offers 14.1, -1 not, -2 no answer */
+	int options;    /* 0 not asked yet, 1 the server offers 14.1, -1 not, -2 no answer */
 	char versions[256];
 	char commands[1024];
 	struct tfx_pki pki;
@@ -210,9 +210,9 @@ static void on_result(struct eas_response *resp, void *ctx)
 	r->root = resp->root; /* taken */
 	resp->root = NULL;
 	snprintf(r->versions, sizeof(r->versions), "%s",
-		 resp->server_versions != NULL ? resp->server_versions : "");
+	         resp->server_versions != NULL ? resp->server_versions : "");
 	snprintf(r->commands, sizeof(r->commands), "%s",
-		 resp->server_commands != NULL ? resp->server_commands : "");
+	         resp->server_commands != NULL ? resp->server_commands : "");
 	snprintf(r->error, sizeof(r->error), "%s", resp->error != NULL ? resp->error : "");
 }
 
@@ -233,19 +233,19 @@ struct session {
 };
 
 /* A client for acct (password pw) on url with a fresh random DeviceId. */
-static bool session_new_at(struct session *s, const struct acct *a, const char *pw,
-			   const char *url, const char *ca)
+static bool session_new_at(struct session *s, const struct acct *a, const char *pw, const char *url,
+                           const char *ca)
 {
 	memset(s, 0, sizeof(*s));
 	s->acct = a;
 	memcpy(s->device_id, "HkLive", 6);
 	random_hex(s->device_id + 6, 20);
 	struct eas_client_config cfg = {
-		.url = url,
-		.username = a->user,
-		.device_id = s->device_id,
-		.ca_file = ca,
-		.timeout_ms = CMD_TIMEOUT_MS,
+	    .url = url,
+	    .username = a->user,
+	    .device_id = s->device_id,
+	    .ca_file = ca,
+	    .timeout_ms = CMD_TIMEOUT_MS,
 	};
 	struct secret *p = secret_dup(pw, strlen(pw));
 	const char *err = NULL;
@@ -275,12 +275,12 @@ static void session_close(struct session *s)
  * answer. False (and a failed check) when it could not start or no answer
  * came in time. */
 static bool call_cmd(struct session *s, const char *cmd, struct eas_node **req, long timeout_ms,
-		     struct result *r)
+                     struct result *r)
 {
 	result_reset(r);
 	struct eas_call *call = NULL;
-	int ret = eas_client_command(s->c, cmd, req != NULL ? *req : NULL, timeout_ms, on_result,
-				     r, &call);
+	int ret = eas_client_command(s->c, cmd, req != NULL ? *req : NULL, timeout_ms, on_result, r,
+	                             &call);
 	if (req != NULL)
 		eas_node_free(req);
 	if (!CHECK(ret == 0))
@@ -351,22 +351,22 @@ static int server_options(void)
 	return L.options;
 }
 
-#define NEED_SERVER()                                                                       \
-	do {                                                                                \
-		int o_ = server_options();                                                  \
-		if (o_ == -1)                                                               \
-			SKIP("the server offers ActiveSync %s, not %s, the version the client " \
-			     "speaks",                                                      \
-			     L.versions, EAS_PROTOCOL_VERSION);                             \
-		REQUIRE(o_ == 1);                                                           \
+#define NEED_SERVER()                                                                              \
+	do {                                                                                       \
+		int o_ = server_options();                                                         \
+		if (o_ == -1)                                                                      \
+			SKIP("the server offers ActiveSync %s, not %s, the version the client "    \
+			     "speaks",                                                             \
+			     L.versions, EAS_PROTOCOL_VERSION);                                    \
+		REQUIRE(o_ == 1);                                                                  \
 	} while (0)
 
 static const struct eas_device_info devinfo = {
-	.model = "Halfkey integration test",
-	.friendly_name = "Halfkey test-eas-live",
-	.os = "Linux",
-	.os_language = "English",
-	.user_agent = EAS_USER_AGENT,
+    .model = "Halfkey integration test",
+    .friendly_name = "Halfkey test-eas-live",
+    .os = "Linux",
+    .os_language = "English",
+    .user_agent = EAS_USER_AGENT,
 };
 
 /* The Provision dance of [MS-ASPROV] 3.1.5.1: the policy request, then,
@@ -407,7 +407,7 @@ static bool session_provision(struct session *s)
 		/* the temporary key goes in the acknowledgement and in its header */
 		if (!CHECK(eas_client_set_policy_key(s->c, pr.policy_key) == 0) ||
 		    !CHECK(eas_provision_build_ack(pr.policy_key, EAS_POLICY_ACK_OK, &req, &err) ==
-			   0))
+		           0))
 			goto out;
 		if (!call_cmd(s, "Provision", &req, 0, &r))
 			goto out;
@@ -467,7 +467,7 @@ static bool session_open(struct session *s, const struct acct *a)
 
 /* The first folder of that type and how many there are. */
 static const struct eas_folder_change *folder_of_type(const struct session *s, int type,
-						      size_t *count_r)
+                                                      size_t *count_r)
 {
 	const struct eas_folder_change *first = NULL;
 	size_t n = 0;
@@ -600,7 +600,7 @@ static bool ev_fill(struct ev *x, const struct eas_node *app, int folder_type)
 		const char *ln = eas_node_child_text(app, EAS_PAGE_CONTACTS, "LastName");
 		char buf[1024];
 		snprintf(buf, sizeof(buf), "%s%s%s", fn != NULL ? fn : "",
-			 fn != NULL && ln != NULL ? " " : "", ln != NULL ? ln : "");
+		         fn != NULL && ln != NULL ? " " : "", ln != NULL ? ln : "");
 		x->alt = dup_or_null(buf);
 	}
 	return true;
@@ -608,10 +608,10 @@ static bool ev_fill(struct ev *x, const struct eas_node *app, int folder_type)
 
 /* What one Sync round brought. */
 struct round {
-	bool empty;	   /* HTTP 200, empty body: no changes */
-	bool more;	   /* MoreAvailable */
-	size_t n_items;	   /* server Commands */
-	size_t n_bad;	   /* Responses entries with a Status other than 1 */
+	bool empty;     /* HTTP 200, empty body: no changes */
+	bool more;      /* MoreAvailable */
+	size_t n_items; /* server Commands */
+	size_t n_bad;   /* Responses entries with a Status other than 1 */
 	size_t n_responses;
 };
 
@@ -620,21 +620,21 @@ static struct eas_body_pref plain_pref = {.type = EAS_BODY_PLAIN, .truncation_si
 /* One Sync of collection c from its current key with our commands (may be
  * none); the server's changes are appended to out, the new key stored. */
 static bool sync_round(struct session *s, struct coll *c, uint32_t window,
-		       const struct eas_sync_command *cmds, size_t n_cmds,
-		       enum eas_opt_bool deletes_as_moves, struct evs *out, struct round *rd)
+                       const struct eas_sync_command *cmds, size_t n_cmds,
+                       enum eas_opt_bool deletes_as_moves, struct evs *out, struct round *rd)
 {
 	memset(rd, 0, sizeof(*rd));
 	struct eas_sync_options opt = {.body_prefs = &plain_pref, .n_body_prefs = 1};
 	bool mail = eas_folder_is_mail(c->type);
 	struct eas_sync_collection_req cr = {
-		.sync_key = c->key,
-		.collection_id = c->id,
-		.deletes_as_moves = deletes_as_moves,
-		.window_size = window,
-		.options = mail ? &opt : NULL,
-		.n_options = mail ? 1 : 0,
-		.commands = cmds,
-		.n_commands = n_cmds,
+	    .sync_key = c->key,
+	    .collection_id = c->id,
+	    .deletes_as_moves = deletes_as_moves,
+	    .window_size = window,
+	    .options = mail ? &opt : NULL,
+	    .n_options = mail ? 1 : 0,
+	    .commands = cmds,
+	    .n_commands = n_cmds,
 	};
 	struct eas_sync_req req = {.collections = &cr, .n_collections = 1};
 	struct eas_node *root = NULL;
@@ -724,7 +724,7 @@ out:
  * allows it to answer the next round with no items and a new key.) The
  * largest batch is reported in *max_batch_r. */
 static bool sync_settle(struct session *s, struct coll *c, uint32_t window, struct evs *out,
-			size_t *max_batch_r)
+                        size_t *max_batch_r)
 {
 	int64_t t0 = mono_ms(), end = t0 + SETTLE_DEADLINE_MS;
 	size_t rounds = 0, items = 0;
@@ -753,13 +753,13 @@ static bool sync_settle(struct session *s, struct coll *c, uint32_t window, stru
 
 struct ping_out {
 	int status;
-	bool names[4]; /* which of the pinged collections the answer names */
+	bool names[4];      /* which of the pinged collections the answer names */
 	uint32_t heartbeat; /* Status 5: the allowed value */
 };
 
 /* One Ping on colls with heartbeat hb, waited for. */
 static bool ping_once(struct session *s, struct coll *const *colls, size_t n, unsigned hb,
-		      struct ping_out *po)
+                      struct ping_out *po)
 {
 	memset(po, 0, sizeof(*po));
 	struct eas_ping_folder f[4];
@@ -800,8 +800,7 @@ static bool ping_once(struct session *s, struct coll *const *colls, size_t n, un
 			if (strcmp(pr->folders[i], colls[j]->id) == 0)
 				po->names[j] = true;
 	say("Ping (heartbeat %u s): Status %d, %zu folders named%s (%ld ms)", hb, pr->status,
-	    pr->n_folders, po->names[0] ? ", the first pinged one among them" : "",
-	    r.elapsed_ms);
+	    pr->n_folders, po->names[0] ? ", the first pinged one among them" : "", r.elapsed_ms);
 	ok = true;
 out:
 	eas_ping_result_free(&pr);
@@ -814,7 +813,7 @@ typedef bool evs_pred(const struct evs *e, void *ctx);
 /* Syncs c until pred holds for what came since this call, waiting with
  * Ping for changes between rounds; gives up after EVENT_DEADLINE_MS. */
 static bool await_sync(struct session *s, struct coll *c, struct evs *got, evs_pred *pred,
-		       void *ctx)
+                       void *ctx)
 {
 	int64_t t0 = mono_ms(), end = t0 + EVENT_DEADLINE_MS;
 	unsigned hb = 60;
@@ -850,7 +849,7 @@ static bool await_sync(struct session *s, struct coll *c, struct evs *got, evs_p
  * its pid, reap it with wait_child(). True when it started and, unless in
  * the background, exited 0. */
 static bool run_env_cmd(const char *var, const char *const *args, const char *extra_env,
-			const char *in_path, char *out, size_t out_max, pid_t *bg_r)
+                        const char *in_path, char *out, size_t out_max, pid_t *bg_r)
 {
 	char script[128];
 	snprintf(script, sizeof(script), "exec $%s \"$@\"", var);
@@ -880,8 +879,8 @@ static bool run_env_cmd(const char *var, const char *const *args, const char *ex
 		abort();
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, in_path != NULL ? in_path : "/dev/null",
-					 O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 0, in_path != NULL ? in_path : "/dev/null", O_RDONLY,
+	                                 0);
 	if (out != NULL)
 		posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
 	else
@@ -994,7 +993,7 @@ static size_t buf_write(char *data, size_t size, size_t nmemb, void *ud)
 /* Runs one IMAP command as a in mailbox (selected first; NULL: none); the
  * untagged answer lines go into out. */
 static bool imap_do(const struct acct *a, const char *mailbox, const char *command, char *out,
-		    size_t out_max)
+                    size_t out_max)
 {
 	CURL *e = curl_easy_init();
 	if (e == NULL)
@@ -1023,7 +1022,7 @@ static bool imap_do(const struct acct *a, const char *mailbox, const char *comma
 	curl_easy_cleanup(e);
 	if (rc != CURLE_OK) {
 		fprintf(stderr, "  IMAP %s in %s: %s\n", command, mailbox != NULL ? mailbox : "-",
-			curl_easy_strerror(rc));
+		        curl_easy_strerror(rc));
 		return false;
 	}
 	return true;
@@ -1034,11 +1033,11 @@ static bool imap_do(const struct acct *a, const char *mailbox, const char *comma
  * an EXPUNGE (which a server may run later): with live_only such messages
  * are left out. */
 static int imap_search_in(const struct acct *a, const char *mailbox, const char *needle,
-			  bool live_only, unsigned long *uids, size_t max)
+                          bool live_only, unsigned long *uids, size_t max)
 {
 	char cmd[256], out[OUT_MAX];
 	snprintf(cmd, sizeof(cmd), "UID SEARCH %sSUBJECT \"%s\"", live_only ? "UNDELETED " : "",
-		 needle);
+	         needle);
 	if (!imap_do(a, mailbox, cmd, out, sizeof(out)))
 		return -1;
 	int n = 0;
@@ -1061,14 +1060,14 @@ static int imap_search_in(const struct acct *a, const char *mailbox, const char 
 
 /* The messages that are there, not deleted. */
 static int imap_search(const struct acct *a, const char *mailbox, const char *needle,
-		       unsigned long *uids, size_t max)
+                       unsigned long *uids, size_t max)
 {
 	return imap_search_in(a, mailbox, needle, true, uids, max);
 }
 
 /* The FLAGS of one message, e.g. "\Seen \Flagged"; false if none found. */
 static bool imap_flags(const struct acct *a, const char *mailbox, unsigned long uid, char *flags,
-		       size_t max)
+                       size_t max)
 {
 	char cmd[64], out[4096];
 	snprintf(cmd, sizeof(cmd), "UID FETCH %lu FLAGS", uid);
@@ -1124,11 +1123,11 @@ static void imap_purge(const struct acct *a, const char *mailbox, const char *ne
 	free(set);
 }
 
-#define NEED_IMAP()                                                                      \
-	do {                                                                             \
-		if (L.imap == NULL)                                                      \
-			SKIP("HALFKEY_TEST_IMAP_URL is not set: no server-side view of the " \
-			     "mailboxes to check against");                              \
+#define NEED_IMAP()                                                                                \
+	do {                                                                                       \
+		if (L.imap == NULL)                                                                \
+			SKIP("HALFKEY_TEST_IMAP_URL is not set: no server-side view of the "       \
+			     "mailboxes to check against");                                        \
 	} while (0)
 
 /* ---- searching what came ------------------------------------------------ */
@@ -1184,10 +1183,10 @@ static bool pred_gone(const struct evs *e, void *ctx)
 /* The latest Read and Flag state a series of Changes gave one item. */
 struct want_state {
 	const char *server_id;
-	int read;	 /* wanted Read */
-	bool flagged;	 /* wanted: FlagStatus 2 (true) or no active flag */
-	int seen_read;	 /* latest Read seen, -1 none */
-	int seen_flag;	 /* latest: 1 active, 0 cleared, -1 no Flag element seen */
+	int read;      /* wanted Read */
+	bool flagged;  /* wanted: FlagStatus 2 (true) or no active flag */
+	int seen_read; /* latest Read seen, -1 none */
+	int seen_flag; /* latest: 1 active, 0 cleared, -1 no Flag element seen */
 };
 
 static bool pred_state(const struct evs *e, void *ctx)
@@ -1221,7 +1220,7 @@ static void eas_cleanup(struct session *s, struct coll *c, const struct evs *e, 
 	for (size_t i = 0; i < e->n; i++)
 		if (e->v[i].kind == EAS_SYNC_ITEM_ADD && contains(e->v[i].text, tag))
 			cmds[n++] = (struct eas_sync_command){.kind = EAS_SYNC_CMD_DELETE,
-							      .server_id = e->v[i].server_id};
+			                                      .server_id = e->v[i].server_id};
 	struct evs ignored = {0};
 	struct round rd;
 	if (n > 0 && sync_round(s, c, 100, cmds, n, EAS_OPT_FALSE, &ignored, &rd))
@@ -1306,8 +1305,9 @@ static void test_provision_foldersync_failures(void)
 		session_close(&s);
 		return;
 	}
-	say("provisioned %s; PolicyKey %s", s.acked ? "with the acknowledgement step"
-					      : "in one step (no policy, nothing to acknowledge)",
+	say("provisioned %s; PolicyKey %s",
+	    s.acked ? "with the acknowledgement step"
+	            : "in one step (no policy, nothing to acknowledge)",
 	    s.policy_key[0] != '\0' ? s.policy_key : "(none: no X-MS-PolicyKey header)");
 	if (!session_foldersync(&s)) {
 		session_close(&s);
@@ -1339,8 +1339,8 @@ static void test_provision_foldersync_failures(void)
 	CHECK(n_con >= 1);
 	if (s.fs->has_count)
 		CHECK_INT(s.fs->count, s.fs->n_changes);
-	say("%zu folders: %zu mail (Inbox %s), %zu calendar, %zu contacts", s.fs->n_changes,
-	    n_mail, inbox != NULL ? inbox->server_id : "-", n_cal, n_con);
+	say("%zu folders: %zu mail (Inbox %s), %zu calendar, %zu contacts", s.fs->n_changes, n_mail,
+	    inbox != NULL ? inbox->server_id : "-", n_cal, n_con);
 	session_close(&s);
 
 	/* an unrelated CA: the server's certificate must not verify */
@@ -1383,7 +1383,7 @@ static void test_provision_foldersync_failures(void)
 	}
 	char url[128];
 	snprintf(url, sizeof(url), "https://127.0.0.1:%u/Microsoft-Server-ActiveSync",
-		 (unsigned)ntohs(sa.sin_port));
+	         (unsigned)ntohs(sa.sin_port));
 	say("connecting to %s (closed)", url);
 	if (session_new_at(&s, &L.a, L.a.pass, url, L.ca)) {
 		struct result r = {0};
@@ -1512,21 +1512,22 @@ static void test_ping(void)
 		if (child < 0) {
 			const char *args[] = {L.a.user, subject, NULL};
 			if (!run_env_cmd("HALFKEY_TEST_DELIVER", args, "HALFKEY_DELIVER_COUNT=1",
-					 NULL, NULL, 0, &child)) {
+			                 NULL, NULL, 0, &child)) {
 				eas_client_ping_cancel(s.c);
 				goto out;
 			}
 			t_deliver = mono_ms();
 			say("Ping sent; delivering \"%s\" in the background", subject);
 		}
-		if (!run_until(&r.done, (long)PING_HEARTBEAT_S * 1000 + EAS_PING_MARGIN_MS + 30000)) {
+		if (!run_until(&r.done,
+		               (long)PING_HEARTBEAT_S * 1000 + EAS_PING_MARGIN_MS + 30000)) {
 			eas_client_ping_cancel(s.c);
 			CHECK(!"Ping answered in time");
 			goto out;
 		}
 		struct eas_ping_result *pr = NULL;
 		bool ok = CHECK_INT(r.action, EAS_ACT_OK) && CHECK(r.root != NULL) &&
-			  CHECK(eas_ping_parse(r.root, &pr, &err) == 0);
+		          CHECK(eas_ping_parse(r.root, &pr, &err) == 0);
 		result_reset(&r);
 		if (!ok) {
 			eas_ping_result_free(&pr);
@@ -1549,6 +1550,8 @@ static void test_ping(void)
 			goto out;
 		(void)add_with(&got, before, tag, &found);
 	}
+	/* exactly once, over all the rounds since the initial sync */
+	(void)add_with(&got, known, tag, &found);
 	CHECK_INT(found, 1);
 	/* nothing else new: no item we already had comes again as an Add.
 	 * (The mailbox is shared: whatever else came is someone else's
@@ -1571,7 +1574,10 @@ static void test_ping(void)
 	/* idle: a short heartbeat runs out (or the server names its minimum) */
 	unsigned hb = IDLE_HEARTBEAT_S;
 	bool expired = false;
-	for (int attempt = 0; attempt < 4 && !expired; attempt++) {
+	/* in a shared mailbox others' changes may answer it first: Ping
+	 * again until one runs out, within the deadline */
+	int64_t idle_end = mono_ms() + EVENT_DEADLINE_MS;
+	while (!expired && mono_ms() < idle_end) {
 		struct ping_out po;
 		int64_t t0 = mono_ms();
 		if (!ping_once(&s, one, 1, hb, &po))
@@ -1641,7 +1647,8 @@ static void test_read_flag(void)
 
 	/* ours -> server */
 	struct eas_email_change ch = {.read = EAS_OPT_TRUE};
-	struct eas_sync_command cmd = {.kind = EAS_SYNC_CMD_CHANGE, .server_id = sid, .change = &ch};
+	struct eas_sync_command cmd = {
+	    .kind = EAS_SYNC_CMD_CHANGE, .server_id = sid, .change = &ch};
 	struct round rd;
 	if (!sync_round(&s, &inbox, 100, &cmd, 1, EAS_OPT_UNSET, &got, &rd))
 		goto out;
@@ -1663,7 +1670,9 @@ static void test_read_flag(void)
 	struct want_state w = {.server_id = sid, .read = 0, .flagged = true};
 	bool seen = await_sync(&s, &inbox, &later, pred_state, &w);
 	say("Change for %s: Read %d, Flag %s", sid, w.seen_read,
-	    w.seen_flag < 0 ? "absent" : w.seen_flag ? "active" : "cleared");
+	    w.seen_flag < 0 ? "absent"
+	    : w.seen_flag   ? "active"
+	                    : "cleared");
 	CHECK(seen);
 	evs_free(&later);
 
@@ -1676,7 +1685,9 @@ static void test_read_flag(void)
 	w = (struct want_state){.server_id = sid, .read = 1, .flagged = false};
 	seen = await_sync(&s, &inbox, &later, pred_state, &w);
 	say("Change for %s: Read %d, Flag %s", sid, w.seen_read,
-	    w.seen_flag < 0 ? "absent" : w.seen_flag ? "active" : "cleared");
+	    w.seen_flag < 0 ? "absent"
+	    : w.seen_flag   ? "active"
+	                    : "cleared");
 	CHECK(seen);
 	evs_free(&later);
 out:
@@ -1704,8 +1715,7 @@ static void test_delete_move(void)
 	struct coll inbox = {0}, trash = {0};
 	const char *trash_imap = L.imap_trash;
 	if (!session_open(&s, &L.a) || !coll_init(&inbox, &s, EAS_FOLDER_INBOX) ||
-	    !coll_init(&trash, &s, EAS_FOLDER_DELETED) ||
-	    !sync_settle(&s, &inbox, 100, &got, NULL))
+	    !coll_init(&trash, &s, EAS_FOLDER_DELETED) || !sync_settle(&s, &inbox, 100, &got, NULL))
 		goto out;
 	if (trash_imap == NULL)
 		trash_imap = trash.name;
@@ -1744,13 +1754,13 @@ static void test_delete_move(void)
 	say("Delete with DeletesAsMoves=0: %d left in INBOX, %d in %s%s", in_inbox, in_trash,
 	    trash_imap,
 	    in_trash > 0 ? " (the server kept a copy although the request asked for a "
-			   "permanent delete)"
-			 : "");
+	                   "permanent delete)"
+	                 : "");
 	CHECK_INT(in_inbox, 0);
 
 	/* MoveItems to Deleted Items */
 	struct eas_move_req mv = {
-		.src_msg_id = sid[MOVE], .src_fld_id = inbox.id, .dst_fld_id = trash.id};
+	    .src_msg_id = sid[MOVE], .src_fld_id = inbox.id, .dst_fld_id = trash.id};
 	struct eas_node *req = NULL;
 	const char *err = NULL;
 	struct result r = {0};
@@ -1764,7 +1774,7 @@ static void test_delete_move(void)
 			say("MoveItems: Status %d, SrcMsgId %s, DstMsgId %s",
 			    mr->responses[0].status, mr->responses[0].src_msg_id,
 			    mr->responses[0].dst_msg_id != NULL ? mr->responses[0].dst_msg_id
-								: "(none)");
+			                                        : "(none)");
 			CHECK_INT(mr->responses[0].status, EAS_MOVE_OK);
 			CHECK_INT(mr->responses[0].action, EAS_ACT_OK);
 			CHECK_STR(mr->responses[0].src_msg_id, sid[MOVE]);
@@ -1784,7 +1794,7 @@ static void test_delete_move(void)
 	for (size_t i = before; i < got.n; i++)
 		for (int k = 0; k < SRV_DEL; k++)
 			CHECK(!(got.v[i].kind == EAS_SYNC_ITEM_ADD &&
-				strcmp(got.v[i].server_id, sid[k]) == 0));
+			        strcmp(got.v[i].server_id, sid[k]) == 0));
 
 	/* server side: \Deleted + expunge over IMAP -> Delete in the next Sync */
 	if (!CHECK_INT(imap_search(&L.a, "INBOX", tag[SRV_DEL], uid, 4), 1))
@@ -1834,18 +1844,18 @@ static void test_sendmail(void)
 	const char *domain = strchr(L.a.addr, '@');
 	random_hex(cid, 32);
 	int len = snprintf(mime, sizeof(mime),
-			   "From: Halfkey Live A <%s>\r\n"
-			   "To: Halfkey Live B <%s>\r\n"
-			   "Subject: Halfkey live %s\r\n"
-			   "Date: %s\r\n"
-			   "Message-ID: <%s.%s%s>\r\n"
-			   "MIME-Version: 1.0\r\n"
-			   "Content-Type: text/plain; charset=utf-8\r\n"
-			   "Content-Transfer-Encoding: 8bit\r\n"
-			   "\r\n"
-			   "Sent by test-eas-live through SendMail.\r\n%sbody\r\n",
-			   L.a.addr, L.b.addr, tag, date, tag, cid,
-			   domain != NULL ? domain : "@halfkey.invalid", tag);
+	                   "From: Halfkey Live A <%s>\r\n"
+	                   "To: Halfkey Live B <%s>\r\n"
+	                   "Subject: Halfkey live %s\r\n"
+	                   "Date: %s\r\n"
+	                   "Message-ID: <%s.%s%s>\r\n"
+	                   "MIME-Version: 1.0\r\n"
+	                   "Content-Type: text/plain; charset=utf-8\r\n"
+	                   "Content-Transfer-Encoding: 8bit\r\n"
+	                   "\r\n"
+	                   "Sent by test-eas-live through SendMail.\r\n%sbody\r\n",
+	                   L.a.addr, L.b.addr, tag, date, tag, cid,
+	                   domain != NULL ? domain : "@halfkey.invalid", tag);
 	REQUIRE(len > 0 && (size_t)len < sizeof(mime));
 	struct eas_node *req = NULL;
 	const char *err = NULL;
@@ -1872,7 +1882,8 @@ static void test_sendmail(void)
 		(void)add_with(&later, 0, tag, &n);
 		CHECK_INT(n, 1);
 		for (size_t i = 0; i < later.n; i++)
-			if (later.v[i].kind == EAS_SYNC_ITEM_ADD && contains(later.v[i].text, tag)) {
+			if (later.v[i].kind == EAS_SYNC_ITEM_ADD &&
+			    contains(later.v[i].text, tag)) {
 				say("B got \"%s\" from %s", later.v[i].text,
 				    later.v[i].from != NULL ? later.v[i].from : "(no From)");
 				CHECK(later.v[i].from != NULL &&
@@ -1885,15 +1896,15 @@ static void test_sendmail(void)
 	/* no recipient */
 	random_hex(cid, 32);
 	len = snprintf(mime, sizeof(mime),
-		       "From: Halfkey Live A <%s>\r\n"
-		       "Subject: Halfkey live %snorcpt\r\n"
-		       "Date: %s\r\n"
-		       "Message-ID: <%snorcpt.%s%s>\r\n"
-		       "MIME-Version: 1.0\r\n"
-		       "Content-Type: text/plain; charset=utf-8\r\n"
-		       "\r\n"
-		       "nobody to send this to\r\n",
-		       L.a.addr, tag, date, tag, cid, domain != NULL ? domain : "@halfkey.invalid");
+	               "From: Halfkey Live A <%s>\r\n"
+	               "Subject: Halfkey live %snorcpt\r\n"
+	               "Date: %s\r\n"
+	               "Message-ID: <%snorcpt.%s%s>\r\n"
+	               "MIME-Version: 1.0\r\n"
+	               "Content-Type: text/plain; charset=utf-8\r\n"
+	               "\r\n"
+	               "nobody to send this to\r\n",
+	               L.a.addr, tag, date, tag, cid, domain != NULL ? domain : "@halfkey.invalid");
 	REQUIRE(len > 0 && (size_t)len < sizeof(mime));
 	if (!CHECK(eas_sendmail_build(cid, false, mime, (size_t)len, &req, &err) == 0) ||
 	    !call_cmd(&sa, "SendMail", &req, 0, &r))
@@ -1907,8 +1918,8 @@ static void test_sendmail(void)
 		if (CHECK(eas_compose_parse(r.root, &cr, &err) == 0)) {
 			say("failure Status %d (%s) -> %s", cr.status,
 			    eas_common_status_name(cr.status) != NULL
-				    ? eas_common_status_name(cr.status)
-				    : "command-specific",
+			        ? eas_common_status_name(cr.status)
+			        : "command-specific",
 			    eas_action_name(cr.action));
 			CHECK(cr.status != 0 && cr.status != 1);
 			CHECK(cr.action != EAS_ACT_OK);
@@ -1936,16 +1947,16 @@ static void test_fetch_mime(void)
 	snprintf(tag, sizeof(tag), "%smime", L.token);
 	snprintf(body, sizeof(body), "The body text of %s, fetched whole.", tag);
 	int len = snprintf(mime, sizeof(mime),
-			   "From: Halfkey Test Sender <sender@halfkey.invalid>\r\n"
-			   "To: <%s>\r\n"
-			   "Subject: Halfkey live %s\r\n"
-			   "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
-			   "Message-ID: <%s@halfkey.invalid>\r\n"
-			   "MIME-Version: 1.0\r\n"
-			   "Content-Type: text/plain; charset=utf-8\r\n"
-			   "\r\n"
-			   "%s\r\n",
-			   L.a.addr, tag, tag, body);
+	                   "From: Halfkey Test Sender <sender@halfkey.invalid>\r\n"
+	                   "To: <%s>\r\n"
+	                   "Subject: Halfkey live %s\r\n"
+	                   "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+	                   "Message-ID: <%s@halfkey.invalid>\r\n"
+	                   "MIME-Version: 1.0\r\n"
+	                   "Content-Type: text/plain; charset=utf-8\r\n"
+	                   "\r\n"
+	                   "%s\r\n",
+	                   L.a.addr, tag, tag, body);
 	REQUIRE(len > 0 && (size_t)len < sizeof(mime));
 	snprintf(path, sizeof(path), "%s", test_path("fetch.eml"));
 	FILE *f = fopen(path, "wb");
@@ -1972,10 +1983,10 @@ static void test_fetch_mime(void)
 		goto out;
 	struct eas_body_pref mp = {.type = EAS_BODY_MIME};
 	struct eas_fetch_req fr = {
-		.collection_id = inbox.id,
-		.server_id = sid,
-		.mime_support = EAS_MIME_ALWAYS,
-		.body_pref = &mp,
+	    .collection_id = inbox.id,
+	    .server_id = sid,
+	    .mime_support = EAS_MIME_ALWAYS,
+	    .body_pref = &mp,
 	};
 	struct eas_node *req = NULL;
 	const char *err = NULL;
@@ -2014,7 +2025,7 @@ out:
 
 /* Runs the create-item command: kind, uid, summary; output into out. */
 static bool create_item(const char *kind, const char *uid, const char *summary, char *out,
-			size_t out_max)
+                        size_t out_max)
 {
 	int64_t t0 = mono_ms();
 	const char *args[] = {L.a.user, kind, uid, summary, NULL};
@@ -2188,10 +2199,10 @@ static size_t tcp_rows(unsigned port, struct tcp_conn *out, size_t max)
 			if (nc < 10)
 				continue;
 			struct tcp_conn c = {
-				.lport = hex_port(col[1], clen[1]),
-				.rport = hex_port(col[2], clen[2]),
-				.state = (int)strtol(col[3], NULL, 16),
-				.inode = strtoul(col[9], NULL, 10),
+			    .lport = hex_port(col[1], clen[1]),
+			    .rport = hex_port(col[2], clen[2]),
+			    .state = (int)strtol(col[3], NULL, 16),
+			    .inode = strtoul(col[9], NULL, 10),
 			};
 			if ((c.lport == port || c.rport == port) && n < max)
 				out[n++] = c;
@@ -2240,7 +2251,7 @@ static bool conn_in(const struct tcp_conn *set, size_t n, unsigned long inode)
 
 /* Our established connections to port that are not in before[]. */
 static size_t new_established(unsigned port, const struct tcp_conn *before, size_t nb,
-			      struct tcp_conn *out, size_t max)
+                              struct tcp_conn *out, size_t max)
 {
 	struct tcp_conn now[64];
 	size_t n = my_conns(port, now, 64), k = 0;
@@ -2280,7 +2291,7 @@ static void test_one_ping(void)
 	struct httpc *h2 = NULL;
 	struct eas_client *c2 = NULL;
 	struct eas_node *req = NULL;
-	struct result r1 = {0}, r2 = {0};
+	struct result r1 = {0}, r2 = {0}, r3 = {0};
 	if (!session_open(&s, &L.a) || !coll_init(&inbox, &s, EAS_FOLDER_INBOX) ||
 	    !sync_settle(&s, &inbox, 100, &got, NULL))
 		goto out;
@@ -2291,7 +2302,7 @@ static void test_one_ping(void)
 	if (!CHECK(httpc_new(L.base, &h2) == 0))
 		goto out;
 	struct eas_client_config cfg = {
-		.url = L.url, .username = L.a.user, .device_id = s.device_id, .ca_file = L.ca};
+	    .url = L.url, .username = L.a.user, .device_id = s.device_id, .ca_file = L.ca};
 	struct secret *pw = secret_dup(L.a.pass, strlen(L.a.pass));
 	const char *err = NULL;
 	int ret = eas_client_new(h2, &cfg, pw, &c2, &err);
@@ -2336,8 +2347,10 @@ static void test_one_ping(void)
 	CHECK(eas_client_ping_active(c2));
 	CHECK_INT(eas_client_active(c2), 1);
 	int srv = server_end_state(port, c1.lport);
-	say("Ping 1 waiting; the server's end of its connection is %s",
-	    srv < 0 ? "not on this host" : srv == TCP_ESTABLISHED ? "established" : "in another state");
+	say("Ping 1 waiting; the server's end of its connection is %s", srv < 0 ? "not on this host"
+	                                                                : srv == TCP_ESTABLISHED
+	                                                                    ? "established"
+	                                                                    : "in another state");
 
 	/* the second Ping */
 	if (!CHECK(eas_client_ping(c2, req, PING_HEARTBEAT_S, on_result, &r2) == 0))
@@ -2362,27 +2375,47 @@ static void test_one_ping(void)
 			st = server_end_state(port, c1.lport);
 		}
 		say("the server's end of Ping 1's connection: %s after %lld ms",
-		    st < 0 ? "closed and gone" : st == TCP_ESTABLISHED ? "still established" : "closing",
+		    st < 0                  ? "closed and gone"
+		    : st == TCP_ESTABLISHED ? "still established"
+		                            : "closing",
 		    (long long)(mono_ms() - t0));
 		CHECK(st != TCP_ESTABLISHED);
 	}
 	/* the second Ping waits on a connection of its own; never two */
 	int64_t t0 = mono_ms(), end = t0 + 30000;
 	size_t k = 0;
-	while ((k = new_established(port, before, nb, tmp, 8)) == 0 && !r2.done &&
-	       mono_ms() < end)
+	while ((k = new_established(port, before, nb, tmp, 8)) == 0 && !r2.done && mono_ms() < end)
 		event_base_loop(L.base, EVLOOP_ONCE);
 	CHECK_INT(k, 1);
 	if (k == 1)
 		say("Ping 2 on local port %u", tmp[0].lport);
 	int64_t watch_end = mono_ms() + 3000;
-	while (mono_ms() < watch_end) {
+	while (mono_ms() < watch_end && !r2.done) {
 		event_base_loop(L.base, EVLOOP_ONCE);
 		CHECK(new_established(port, before, nb, tmp, 8) <= 1);
 		CHECK(eas_client_active(c2) <= 1);
 	}
 	CHECK_INT(r1.calls, 0);
-	CHECK(!r2.done);
+
+	/* the Ping to cancel must be waiting: if a change by someone else
+	 * (the mailbox is shared) answered it, Ping again */
+	struct result *cur = &r2;
+	for (int attempt = 0; cur->done && attempt < 3; attempt++) {
+		result_say("a Ping answered meanwhile (someone changed the Inbox); Ping again",
+		           cur);
+		CHECK_INT(cur->action, EAS_ACT_OK);
+		if (!sync_settle(&s, &inbox, 100, &got, NULL))
+			goto out;
+		/* the set-up client may have connected anew meanwhile: not a Ping */
+		nb = my_conns(port, before, 64);
+		cur = &r3;
+		result_reset(cur);
+		if (!CHECK(eas_client_ping(c2, req, PING_HEARTBEAT_S, on_result, cur) == 0))
+			goto out;
+		run_for(2000);
+	}
+	if (!CHECK(!cur->done))
+		goto out;
 
 	/* cancelled: nothing in flight, no callback, no connection */
 	eas_client_ping_cancel(c2);
@@ -2396,7 +2429,7 @@ static void test_one_ping(void)
 	CHECK_INT(k, 0);
 	run_for(1000);
 	CHECK_INT(r1.calls, 0);
-	CHECK_INT(r2.calls, 0);
+	CHECK_INT(cur->calls, 0);
 	say("after the cancel: %zu calls in flight, %zu Ping connections", eas_client_active(c2),
 	    k);
 out:
@@ -2405,6 +2438,7 @@ out:
 	httpc_free(&h2);
 	result_reset(&r1);
 	result_reset(&r2);
+	result_reset(&r3);
 	evs_free(&got);
 	session_close(&s);
 }
@@ -2415,8 +2449,7 @@ static void test_settings_userinfo(void)
 	begin("Settings UserInformation Get");
 	NEED_SERVER();
 	if (!list_has(L.commands, "Settings"))
-		SKIP("the server does not list Settings in MS-ASProtocolCommands (%s)",
-		     L.commands);
+		SKIP("the server does not list Settings in MS-ASProtocolCommands (%s)", L.commands);
 	struct session s;
 	REQUIRE(session_new(&s, &L.a));
 	say("session for %s, fresh DeviceId %s (Provision only)", L.a.user, s.device_id);
@@ -2481,9 +2514,9 @@ static const char *need_env(const char *name)
 	const char *v = env(name);
 	if (v == NULL) {
 		fprintf(stderr,
-			"test-eas-live: HALFKEY_TEST_EAS_URL is set but %s is not; see the "
-			"comment at the top of src/eas/test-eas-live.c\n",
-			name);
+		        "test-eas-live: HALFKEY_TEST_EAS_URL is set but %s is not; see the "
+		        "comment at the top of src/eas/test-eas-live.c\n",
+		        name);
 		exit(1);
 	}
 	return v;
@@ -2496,22 +2529,22 @@ void test_setup(void)
 	L.url = env("HALFKEY_TEST_EAS_URL");
 	if (L.url == NULL) {
 		fprintf(stderr, "test-eas-live: HALFKEY_TEST_EAS_URL is not set, so there is no "
-				"ActiveSync server to test against: skipped (scripts/check.sh "
-				"brings up the project's peer and sets it)\n");
+		                "ActiveSync server to test against: skipped (scripts/check.sh "
+		                "brings up the project's peer and sets it)\n");
 		exit(77);
 	}
 	L.ca = env("HALFKEY_TEST_EAS_CA");
 	L.a = (struct acct){need_env("HALFKEY_TEST_USER_A"), need_env("HALFKEY_TEST_PASS_A"),
-			    need_env("HALFKEY_TEST_ADDR_A")};
+	                    need_env("HALFKEY_TEST_ADDR_A")};
 	L.b = (struct acct){need_env("HALFKEY_TEST_USER_B"), need_env("HALFKEY_TEST_PASS_B"),
-			    need_env("HALFKEY_TEST_ADDR_B")};
+	                    need_env("HALFKEY_TEST_ADDR_B")};
 	(void)need_env("HALFKEY_TEST_DELIVER");
 	L.imap = env("HALFKEY_TEST_IMAP_URL");
 	L.imap_ca = env("HALFKEY_TEST_IMAP_CA");
 	L.imap_trash = env("HALFKEY_TEST_IMAP_TRASH");
 	L.create_item = env("HALFKEY_TEST_CREATE_ITEM");
 	hk_log_init("test-eas-live", HK_LOG_STDERR,
-		    env("HALFKEY_TEST_VERBOSE") != NULL ? HK_LOG_DEBUG : HK_LOG_WARNING);
+	            env("HALFKEY_TEST_VERBOSE") != NULL ? HK_LOG_DEBUG : HK_LOG_WARNING);
 	signal(SIGPIPE, SIG_IGN);
 	memcpy(L.token, "hk", 2);
 	random_hex(L.token + 2, 10);
@@ -2525,10 +2558,10 @@ void test_setup(void)
 		abort();
 	atexit(teardown);
 	fprintf(stderr, "test-eas-live: %s as %s and %s, run token %s%s%s\n", L.url, L.a.user,
-		L.b.user, L.token, L.imap != NULL ? ", IMAP " : "", L.imap != NULL ? L.imap : "");
+	        L.b.user, L.token, L.imap != NULL ? ", IMAP " : "", L.imap != NULL ? L.imap : "");
 }
 
 TESTS(TEST(test_auth_and_options), TEST(test_provision_foldersync_failures),
-      TEST(test_initial_sync_window), TEST(test_ping), TEST(test_read_flag),
-      TEST(test_delete_move), TEST(test_sendmail), TEST(test_fetch_mime),
-      TEST(test_calendar_contacts), TEST(test_one_ping), TEST(test_settings_userinfo));
+      TEST(test_initial_sync_window), TEST(test_ping), TEST(test_read_flag), TEST(test_delete_move),
+      TEST(test_sendmail), TEST(test_fetch_mime), TEST(test_calendar_contacts), TEST(test_one_ping),
+      TEST(test_settings_userinfo));
