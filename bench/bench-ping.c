@@ -1,7 +1,8 @@
 /* bench-ping: relay-side memory per account waiting in an ActiveSync Ping.
  *
- *   bench-ping [--accounts N] [--buffer BYTES] [--heartbeat S] [--window W] [--settle MS]
- *   bench-ping --all [same options but --accounts and --buffer]
+ *   bench-ping [--accounts N] [--buffer BYTES] [--heartbeat S] [--window W]
+ *              [--settle MS] [--rounds R]
+ *   bench-ping --all [--heartbeat S] [--window W] [--settle MS] [--rounds R]
  *
  * One run: this process holds only the client side, N eas_clients (default
  * 1000), each with its own username, password (a guarded secret) and
@@ -15,12 +16,22 @@
  * </Ping>), reporting how many it holds through a pipe. A real server
  * (SOGo) holds only a few Pings; this one holds thousands.
  *
- * Memory of this process is read (/proc/self/smaps_rollup, mallinfo2)
- * before the first client is created and again settle ms (default 2000)
- * after the responder holds all N Pings; the result is the growth per
- * waiting account. Pings start in a window of W (default 100) not yet held,
- * as a relay unlocking accounts would, so that the responder's accept
- * queue (backlog 128) does not overflow into SYN retransmits.
+ * Memory of this process is read (/proc/self/smaps_rollup, /proc/self/
+ * status, mallinfo2) before the first client is created (baseline) and
+ * settle ms (default 2000) after the responder holds all N Pings; the
+ * result is the growth per waiting account. Pings start in a window of W
+ * (default 100) not yet held, as a relay unlocking accounts would, so that
+ * the responder's accept queue (backlog 128) does not overflow into SYN
+ * retransmits.
+ *
+ * Then R rounds (default 3): the responder answers every Ping at once (as
+ * if the heartbeats had expired), each account sends its next Ping at
+ * once, as the relay does, and memory is read again when all are held.
+ * The first round alone flatters: blocks that were allocated but never
+ * written (curl's upload buffer, OpenSSL's write buffer) are not resident
+ * yet; once freed (the wiping allocator writes every byte) and reused they
+ * are. The last reading is followed by one after malloc_trim(0), to tell
+ * memory in use from free heap the allocator kept.
  *
  * --buffer is curl's receive buffer for Pings (0: the client's 4 KiB;
  * 16384 is curl's default). --all runs N = 100, 1000, 2000 with 4 KiB and
@@ -59,17 +70,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_ACCOUNTS 1000ul
-#define MAX_ACCOUNTS 100000ul
+#define DEFAULT_ACCOUNTS  1000ul
+#define MAX_ACCOUNTS      100000ul
 #define DEFAULT_HEARTBEAT 600u
-#define DEFAULT_WINDOW 100ul
+#define DEFAULT_WINDOW    100ul
 #define DEFAULT_SETTLE_MS 2000l
-#define DEFAULT_ROUNDS 3ul
-#define TARGET_KIB 48.0
-#define FD_SLACK 64ul /* descriptors a process needs besides one per connection */
-#define SEED_LEN 32
-#define EAS_PATH "/Microsoft-Server-ActiveSync"
-#define WBXML_TYPE "application/vnd.ms-sync.wbxml"
+#define DEFAULT_ROUNDS    3ul
+#define TARGET_KIB        48.0
+#define FD_SLACK          64ul /* descriptors a process needs besides one per connection */
+#define SEED_LEN          32
+#define EAS_PATH          "/Microsoft-Server-ActiveSync"
+#define WBXML_TYPE        "application/vnd.ms-sync.wbxml"
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 static void die(const char *fmt, ...)
@@ -110,7 +121,7 @@ static struct secret *account_password(const struct secret *seed, unsigned long 
 	int n = snprintf(msg, sizeof(msg), "bench-ping account %lu", i);
 	uint8_t h[16];
 	crypto_generichash(h, sizeof(h), (const uint8_t *)msg, (size_t)n, secret_cbytes(seed),
-			   secret_len(seed));
+	                   secret_len(seed));
 	struct secret *pw = secret_new(2 * sizeof(h) + 1);
 	sodium_bin2hex((char *)secret_bytes(pw), 2 * sizeof(h) + 1, h, sizeof(h));
 	secret_truncate(pw, 2 * sizeof(h));
@@ -186,9 +197,8 @@ static void held_answer(struct held *h)
 	static const char *const wbxml_headers[] = {"Content-Type: " WBXML_TYPE, NULL};
 	struct responder *r = h->r;
 	tfx_respond(r->srv, h->req,
-		    &(struct tfx_reply){.headers = wbxml_headers,
-					.body = r->ping_ok,
-					.body_len = r->ping_ok_len});
+	            &(struct tfx_reply){
+	                .headers = wbxml_headers, .body = r->ping_ok, .body_len = r->ping_ok_len});
 	held_forget(h);
 }
 
@@ -222,36 +232,36 @@ static void hold(struct responder *r, struct evhttp_request *req, unsigned long 
 		evhttp_connection_set_timeout(evcon, (int)hb + 120);
 }
 
-/* "Basic base64(user:password)" as eas/client.c builds it. */
-static struct secret *basic_value(const char *user, const struct secret *pw)
+/* True when auth is account i's Basic credentials, "bench<i>:<password>";
+ * the user's name into user (up to len bytes). */
+static bool auth_ok(const struct responder *r, const char *auth, char *user, size_t len)
 {
-	size_t ulen = strlen(user), plen = secret_len(pw);
-	struct secret *raw = secret_new(ulen + 1 + plen);
-	memcpy(secret_bytes(raw), user, ulen);
-	secret_bytes(raw)[ulen] = ':';
-	memcpy(secret_bytes(raw) + ulen + 1, secret_cbytes(pw), plen);
-	size_t b64 = sodium_base64_encoded_len(secret_len(raw), sodium_base64_VARIANT_ORIGINAL);
-	struct secret *val = secret_new(6 + b64);
-	memcpy(secret_bytes(val), "Basic ", 6);
-	sodium_bin2base64((char *)secret_bytes(val) + 6, b64, secret_cbytes(raw), secret_len(raw),
-			  sodium_base64_VARIANT_ORIGINAL);
-	secret_truncate(val, 6 + b64 - 1);
-	secret_free(&raw);
-	return val;
-}
-
-static bool auth_ok(const struct responder *r, const char *user, const char *auth)
-{
-	unsigned long i;
-	if (user == NULL || auth == NULL || strncmp(user, "bench", 5) != 0 ||
-	    parse_ulong(user + 5, 0, MAX_ACCOUNTS, &i) < 0)
+	user[0] = '\0';
+	if (auth == NULL || strncmp(auth, "Basic ", 6) != 0)
 		return false;
-	struct secret *pw = account_password(r->seed, i);
-	struct secret *want = basic_value(user, pw);
-	size_t n = strlen(auth);
-	bool ok = n == secret_len(want) && secmem_memcmp(auth, secret_cbytes(want), n) == 0;
-	secret_free(&want);
-	secret_free(&pw);
+	const char *b64 = auth + 6;
+	size_t b64_len = strlen(b64), n = 0;
+	struct secret *raw = secret_new(b64_len); /* user:password, decoded */
+	bool ok = sodium_base642bin(secret_bytes(raw), secret_len(raw), b64, b64_len, NULL, &n,
+	                            NULL, sodium_base64_VARIANT_ORIGINAL) == 0;
+	const uint8_t *colon = ok ? memchr(secret_cbytes(raw), ':', n) : NULL;
+	size_t ulen = colon != NULL ? (size_t)(colon - secret_cbytes(raw)) : 0;
+	unsigned long i;
+	ok = colon != NULL && ulen < len;
+	if (ok) {
+		memcpy(user, secret_cbytes(raw), ulen);
+		user[ulen] = '\0';
+		ok = strncmp(user, "bench", 5) == 0 &&
+		     parse_ulong(user + 5, 0, MAX_ACCOUNTS, &i) == 0;
+	}
+	if (ok) {
+		struct secret *pw = account_password(r->seed, i);
+		size_t plen = n - ulen - 1;
+		ok = plen == secret_len(pw) &&
+		     secmem_memcmp(colon + 1, secret_cbytes(pw), secret_len(pw)) == 0;
+		secret_free(&pw);
+	}
+	secret_free(&raw);
 	return ok;
 }
 
@@ -263,12 +273,12 @@ static int ping_heartbeat(const uint8_t *body, size_t len, unsigned long *hb_r)
 	if (eas_wbxml_decode(body, len, 0, &root, &err) < 0)
 		return -1;
 	const char *hb = eas_node_child_text(root, EAS_PAGE_PING, "HeartbeatInterval");
-	int ret = eas_node_is(root, EAS_PAGE_PING, "Ping") && hb != NULL &&
-				  eas_node_find(root, EAS_PAGE_PING, "Folders", "Folder", "Id",
-						NULL) != NULL &&
-				  parse_ulong(hb, 60, 3540, hb_r) == 0 /* [MS-ASCMD] range */
-			  ? 0
-			  : -1;
+	const struct eas_node *id =
+	    eas_node_find(root, EAS_PAGE_PING, "Folders", "Folder", "Id", NULL);
+	int ret = -1;
+	if (eas_node_is(root, EAS_PAGE_PING, "Ping") && id != NULL && hb != NULL &&
+	    parse_ulong(hb, 60, 3540, hb_r) == 0) /* [MS-ASCMD]'s range */
+		ret = 0;
 	eas_node_free(&root);
 	return ret;
 }
@@ -285,12 +295,12 @@ static void tell_tls(struct responder *r, struct evhttp_request *req)
 }
 
 static void on_request(struct tfx_server *srv, struct evhttp_request *req,
-		       const struct tfx_request *rec, void *arg)
+                       const struct tfx_request *rec, void *arg)
 {
-	static const char *const options_headers[] = {
-		"MS-ASProtocolVersions: 12.1,14.0,14.1", "MS-ASProtocolCommands: Ping", NULL};
+	static const char *const options_headers[] = {"MS-ASProtocolVersions: 12.1,14.0,14.1",
+	                                              "MS-ASProtocolCommands: Ping", NULL};
 	static const char *const refused_headers[] = {"WWW-Authenticate: Basic realm=\"bench\"",
-						      NULL};
+	                                              NULL};
 	struct responder *r = arg;
 	if (!r->tls_told)
 		tell_tls(r, req);
@@ -302,10 +312,14 @@ static void on_request(struct tfx_server *srv, struct evhttp_request *req,
 		tfx_respond(srv, req, &(struct tfx_reply){.status = 400});
 		goto out;
 	}
-	if (!auth_ok(r, evhttp_find_header(&params, "User"),
-		     tfx_request_header(rec, "Authorization"))) {
+	/* OPTIONS goes to the bare URL; commands name the same user. */
+	char user[64];
+	const char *quser = evhttp_find_header(&params, "User");
+	if (!auth_ok(r, tfx_request_header(rec, "Authorization"), user, sizeof(user)) ||
+	    (q != NULL && (quser == NULL || strcmp(quser, user) != 0))) {
 		r->refused++;
-		tfx_respond(srv, req, &(struct tfx_reply){.status = 401, .headers = refused_headers});
+		tfx_respond(srv, req,
+		            &(struct tfx_reply){.status = 401, .headers = refused_headers});
 		goto out;
 	}
 	if (strcmp(rec->method, "OPTIONS") == 0) {
@@ -337,7 +351,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	    r->bad == r->last_bad)
 		return;
 	if (dprintf(r->st_fd, "held %zu received %zu refused %zu bad %zu\n", held, count,
-		    r->refused, r->bad) < 0)
+	            r->refused, r->bad) < 0)
 		event_base_loopbreak(r->base); /* the client side is gone */
 	r->last_held = held;
 	r->last_count = count;
@@ -391,10 +405,8 @@ static int responder_main(const char *dir, int ctl_fd, int st_fd)
 	r.base = event_base_new();
 	if (r.base == NULL)
 		abort();
-	struct tfx_server_opts opts = {.cert_file = pki.cert_file,
-				       .key_file = pki.key_file,
-				       .handler = on_request,
-				       .ctx = &r};
+	struct tfx_server_opts opts = {
+	    .cert_file = pki.cert_file, .key_file = pki.key_file, .handler = on_request, .ctx = &r};
 	ret = tfx_server_new(r.base, &opts, &r.srv);
 	if (ret < 0) {
 		dprintf(st_fd, "error cannot start the server: %s\n", hk_strerror(ret));
@@ -429,9 +441,10 @@ out:
 
 struct mem {
 	long rss_kib, pss_kib, private_dirty_kib, anon_kib; /* smaps_rollup */
-	size_t heap_used;				    /* mallinfo2: in use */
-	size_t heap_total;				    /* mallinfo2: from the system */
+	size_t heap_used;                                   /* mallinfo2: in use */
+	size_t heap_total;                                  /* mallinfo2: from the system */
 	size_t wipe_blocks; /* live blocks of OpenSSL and curl (wiping allocator) */
+	long locked_kib;    /* VmLck: mlock()ed, the guarded secrets among it */
 	long threads;
 	long fds;
 };
@@ -469,6 +482,8 @@ static void mem_read(struct mem *m)
 		while (fgets(line, sizeof(line), f) != NULL) {
 			if ((v = field_kib(line, "VmRSS:")) >= 0 && m->rss_kib < 0)
 				m->rss_kib = v; /* a kernel without smaps_rollup */
+			else if ((v = field_kib(line, "VmLck:")) >= 0)
+				m->locked_kib = v;
 			else if ((v = field_kib(line, "Threads:")) >= 0)
 				m->threads = v;
 		}
@@ -527,6 +542,7 @@ struct bench {
 	/* [0] baseline, [1] first round waiting, [1 + k] after round k */
 	struct mem m[2 + MAX_CYCLES];
 	size_t nm;
+	struct mem trimmed; /* the last, after malloc_trim(0) */
 };
 
 static void fail(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -575,10 +591,10 @@ static void start_more(struct bench *b)
 		account_user(i, user, sizeof(user));
 		snprintf(device, sizeof(device), "HKBENCH%08lu", i);
 		struct eas_client_config cfg = {.url = b->url,
-						.username = user,
-						.device_id = device,
-						.ca_file = b->ca_file,
-						.ping_buffer_size = b->buffer};
+		                                .username = user,
+		                                .device_id = device,
+		                                .ca_file = b->ca_file,
+		                                .ping_buffer_size = b->buffer};
 		struct secret *pw = account_password(b->seed, i);
 		const char *err = NULL;
 		int ret = eas_client_new(b->http, &cfg, pw, &b->acc[i].client, &err);
@@ -589,7 +605,7 @@ static void start_more(struct bench *b)
 		}
 		b->acc[i].b = b;
 		ret = eas_client_ping(b->acc[i].client, b->ping_req, b->heartbeat, on_ping,
-				      &b->acc[i]);
+		                      &b->acc[i]);
 		if (ret < 0) {
 			fail(b, "eas_client_ping: %s", hk_strerror(ret));
 			return;
@@ -621,6 +637,9 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (b->cycle == b->cycles) {
+		/* How much of the RSS is free heap the allocator kept. */
+		malloc_trim(0);
+		mem_read(&b->trimmed);
 		b->phase = DONE;
 		event_base_loopbreak(b->base);
 		return;
@@ -731,7 +750,7 @@ static struct eas_node *ping_request(unsigned heartbeat)
 	struct eas_node *root = eas_node_new(EAS_PAGE_PING, "Ping");
 	eas_node_add_text(root, EAS_PAGE_PING, "HeartbeatInterval", hb);
 	struct eas_node *f =
-		eas_node_add(eas_node_add(root, EAS_PAGE_PING, "Folders"), EAS_PAGE_PING, "Folder");
+	    eas_node_add(eas_node_add(root, EAS_PAGE_PING, "Folders"), EAS_PAGE_PING, "Folder");
 	eas_node_add_text(f, EAS_PAGE_PING, "Id", "1");
 	eas_node_add_text(f, EAS_PAGE_PING, "Class", "Email");
 	return root;
@@ -766,7 +785,7 @@ static pid_t spawn_responder(const char *self, const char *dir, int *ctl_w, int 
 static void remove_pki(const char *dir)
 {
 	static const char *const files[] = {"ca.pem", "ca.key", "server.pem", "server.key",
-					    "other-ca.pem"};
+	                                    "other-ca.pem"};
 	char path[TFX_PATH_MAX];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
@@ -811,7 +830,7 @@ static void raise_nofile(rlim_t *before_r, rlim_t *after_r, rlim_t *hard_r)
 }
 
 static void print_mem_row(const char *label, double div, const struct mem *m,
-			  const struct mem *base)
+                          const struct mem *base)
 {
 	const struct mem zero = {0};
 	if (base == NULL)
@@ -826,7 +845,7 @@ static void print_mem_row(const char *label, double div, const struct mem *m,
 }
 
 static void print_report(const struct bench *b, const char *cmdline, pid_t pid, rlim_t before,
-			 rlim_t after, rlim_t hard, const char *method, double t_end)
+                         rlim_t after, rlim_t hard, const char *method, double t_end)
 {
 	printf("command: %s\n", cmdline);
 	printf("bench-ping: %lu accounts waiting in Ping, curl receive buffer %ld B, "
@@ -847,8 +866,14 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 	printf("all %lu Pings held by the responder %.2f s after the first started; "
 	       "%lu rounds later, done %.2f s after that\n",
 	       b->n, b->t_held - b->t0, b->cycles, t_end - b->t_held);
-	printf("client process while waiting: %ld descriptors, %ld threads\n\n", mc->fds,
-	       mc->threads);
+	struct rlimit ml;
+	char mlock_max[32] = "unlimited";
+	if (getrlimit(RLIMIT_MEMLOCK, &ml) == 0 && ml.rlim_cur != RLIM_INFINITY)
+		snprintf(mlock_max, sizeof(mlock_max), "%llu KiB",
+		         (unsigned long long)ml.rlim_cur / 1024);
+	printf("client process while waiting: %ld descriptors, %ld threads, %ld KiB locked "
+	       "(baseline %ld KiB, RLIMIT_MEMLOCK %s)\n\n",
+	       mc->fds, mc->threads, mc->locked_kib, m0->locked_kib, mlock_max);
 
 	printf("| %-26s | %9s | %9s | %13s | %11s | %10s | %10s |\n", "KiB", "RSS", "Pss",
 	       "Private_Dirty", "heap in use", "heap total", "wipe blocks");
@@ -861,11 +886,13 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 		snprintf(label, sizeof(label), "%lu waiting, round %zu", b->n, k);
 		print_mem_row(label, 1, &b->m[k], NULL);
 	}
+	print_mem_row("  then malloc_trim(0)", 1, &b->trimmed, NULL);
 	print_mem_row("per account, first round", (double)b->n, m1, m0);
 	if (b->nm > 2) {
 		snprintf(label, sizeof(label), "per account, round %zu", b->nm - 1);
 		print_mem_row(label, (double)b->n, mc, m0);
 	}
+	print_mem_row("per account, trimmed", (double)b->n, &b->trimmed, m0);
 	double first = (double)(m1->rss_kib - m0->rss_kib) / (double)b->n;
 	double last = (double)(mc->rss_kib - m0->rss_kib) / (double)b->n;
 	printf("\n(heap: mallinfo2 bytes in use and taken from the system; wipe blocks: live "
@@ -875,13 +902,13 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 	       TARGET_KIB, (first <= TARGET_KIB && last <= TARGET_KIB) ? "met" : "MISSED", first,
 	       last);
 	printf("RESULT accounts=%lu buffer=%ld rss=%ld pd=%ld heap=%.0f rss_last=%ld "
-	       "pd_last=%ld heap_last=%.0f held_ms=%.0f\n",
+	       "pd_last=%ld heap_last=%.0f rss_trim=%ld held_ms=%.0f\n",
 	       b->n, b->buffer > 0 ? b->buffer : 4096, m1->rss_kib - m0->rss_kib,
 	       m1->private_dirty_kib - m0->private_dirty_kib,
-	       ((double)m1->heap_used - (double)m0->heap_used) / 1024.0,
-	       mc->rss_kib - m0->rss_kib, mc->private_dirty_kib - m0->private_dirty_kib,
+	       ((double)m1->heap_used - (double)m0->heap_used) / 1024.0, mc->rss_kib - m0->rss_kib,
+	       mc->private_dirty_kib - m0->private_dirty_kib,
 	       ((double)mc->heap_used - (double)m0->heap_used) / 1024.0,
-	       (b->t_held - b->t0) * 1000.0);
+	       b->trimmed.rss_kib - m0->rss_kib, (b->t_held - b->t0) * 1000.0);
 }
 
 static int run_one(const struct opts *o, const char *self, const char *cmdline)
@@ -895,12 +922,12 @@ static int run_one(const struct opts *o, const char *self, const char *cmdline)
 		    (unsigned long long)hard);
 
 	struct bench b = {.n = o->accounts,
-			  .window = o->window,
-			  .cycles = o->cycles,
-			  .buffer = (long)o->buffer,
-			  .heartbeat = (unsigned)o->heartbeat,
-			  .settle_ms = o->settle_ms,
-			  .phase = WAIT_PORT};
+	                  .window = o->window,
+	                  .cycles = o->cycles,
+	                  .buffer = (long)o->buffer,
+	                  .heartbeat = (unsigned)o->heartbeat,
+	                  .settle_ms = o->settle_ms,
+	                  .phase = WAIT_PORT};
 	char dir[] = "/tmp/bench-ping.XXXXXX";
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp: %s", strerror(errno));
@@ -956,12 +983,12 @@ static int run_one(const struct opts *o, const char *self, const char *cmdline)
 struct result {
 	unsigned long accounts;
 	long buffer;
-	long rss, pd, heap, rss_last, pd_last, heap_last, held_ms;
+	long rss, pd, heap, rss_last, pd_last, heap_last, rss_trim, held_ms;
 	bool ok;
 };
 
 static void run_case(const char *self, const struct opts *o, unsigned long n, long buffer,
-		     struct result *r)
+                     struct result *r)
 {
 	char sn[24], sb[24], sh[24], sw[24], ss[24], sc[24];
 	snprintf(sn, sizeof(sn), "%lu", n);
@@ -999,10 +1026,10 @@ static void run_case(const char *self, const struct opts *o, unsigned long n, lo
 		long buf;
 		double heap, heap_last, held;
 		if (sscanf(line,
-			   "RESULT accounts=%lu buffer=%ld rss=%ld pd=%ld heap=%lf rss_last=%ld "
-			   "pd_last=%ld heap_last=%lf held_ms=%lf",
-			   &acc, &buf, &r->rss, &r->pd, &heap, &r->rss_last, &r->pd_last,
-			   &heap_last, &held) == 9) {
+		           "RESULT accounts=%lu buffer=%ld rss=%ld pd=%ld heap=%lf rss_last=%ld "
+		           "pd_last=%ld heap_last=%lf rss_trim=%ld held_ms=%lf",
+		           &acc, &buf, &r->rss, &r->pd, &heap, &r->rss_last, &r->pd_last,
+		           &heap_last, &r->rss_trim, &held) == 10) {
 			r->heap = (long)heap;
 			r->heap_last = (long)heap_last;
 			r->held_ms = (long)held;
@@ -1044,15 +1071,16 @@ static int run_all(const struct opts *o, const char *self, const char *cmdline)
 	       "sent again %lu times\n\n",
 	       o->cycles, o->cycles);
 	printf("| accounts | curl buffer | RSS | Private_Dirty | heap in use | marginal RSS | "
-	       "RSS after %lu rounds | heap in use after %lu rounds | all held after s |\n",
+	       "RSS after %lu rounds | heap in use after %lu rounds | RSS trimmed | "
+	       "all held after s |\n",
 	       o->cycles, o->cycles);
-	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	int failed = 0;
 	for (size_t bi = 0; bi < NB; bi++)
 		for (size_t ni = 0; ni < NN; ni++) {
 			const struct result *r = &res[bi][ni];
 			if (!r->ok) {
-				printf("| %lu | %ld | failed or skipped | | | | | | |\n", ns[ni],
+				printf("| %lu | %ld | failed or skipped | | | | | | | |\n", ns[ni],
 				       bufs[bi]);
 				failed = 1;
 				continue;
@@ -1060,13 +1088,15 @@ static int run_all(const struct opts *o, const char *self, const char *cmdline)
 			char marginal[32] = "";
 			if (ni > 0 && res[bi][ni - 1].ok)
 				snprintf(marginal, sizeof(marginal), "%.1f",
-					 (double)(r->rss - res[bi][ni - 1].rss) /
-						 (double)(r->accounts - res[bi][ni - 1].accounts));
+				         (double)(r->rss - res[bi][ni - 1].rss) /
+				             (double)(r->accounts - res[bi][ni - 1].accounts));
 			double n = (double)r->accounts;
-			printf("| %lu | %ld | %.1f | %.1f | %.1f | %s | %.1f | %.1f | %.2f |\n",
-			       r->accounts, r->buffer, (double)r->rss / n, (double)r->pd / n,
-			       (double)r->heap / n, marginal, (double)r->rss_last / n,
-			       (double)r->heap_last / n, (double)r->held_ms / 1000.0);
+			printf(
+			    "| %lu | %ld | %.1f | %.1f | %.1f | %s | %.1f | %.1f | %.1f | %.2f |\n",
+			    r->accounts, r->buffer, (double)r->rss / n, (double)r->pd / n,
+			    (double)r->heap / n, marginal, (double)r->rss_last / n,
+			    (double)r->heap_last / n, (double)r->rss_trim / n,
+			    (double)r->held_ms / 1000.0);
 		}
 	printf("\ntarget: <= %.0f KiB RSS per waiting account, TLS included\n", TARGET_KIB);
 	return failed;
@@ -1074,10 +1104,11 @@ static int run_all(const struct opts *o, const char *self, const char *cmdline)
 
 static void usage(void)
 {
-	fprintf(stderr,
-		"usage: bench-ping [--accounts N] [--buffer BYTES] [--heartbeat S] [--window W] "
-		"[--settle MS] [--rounds R]\n"
-		"       bench-ping --all [--heartbeat S] [--window W] [--settle MS] [--rounds R]\n");
+	fprintf(
+	    stderr,
+	    "usage: bench-ping [--accounts N] [--buffer BYTES] [--heartbeat S] [--window W] "
+	    "[--settle MS] [--rounds R]\n"
+	    "       bench-ping --all [--heartbeat S] [--window W] [--settle MS] [--rounds R]\n");
 	exit(2);
 }
 
@@ -1094,11 +1125,11 @@ int main(int argc, char **argv)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct opts o = {.accounts = DEFAULT_ACCOUNTS,
-			 .window = DEFAULT_WINDOW,
-			 .heartbeat = DEFAULT_HEARTBEAT,
-			 .buffer = 0,
-			 .cycles = DEFAULT_ROUNDS,
-			 .settle_ms = DEFAULT_SETTLE_MS};
+	                 .window = DEFAULT_WINDOW,
+	                 .heartbeat = DEFAULT_HEARTBEAT,
+	                 .buffer = 0,
+	                 .cycles = DEFAULT_ROUNDS,
+	                 .settle_ms = DEFAULT_SETTLE_MS};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		unsigned long v;
@@ -1112,7 +1143,7 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--accounts") == 0 && parse_ulong(val, 1, MAX_ACCOUNTS, &v) == 0)
 			o.accounts = v;
 		else if (strcmp(a, "--buffer") == 0 && parse_ulong(val, 0, 512 * 1024, &v) == 0 &&
-			 (v == 0 || v >= 1024))
+		         (v == 0 || v >= 1024))
 			o.buffer = v; /* curl's CURLOPT_BUFFERSIZE range */
 		else if (strcmp(a, "--heartbeat") == 0 && parse_ulong(val, 60, 3540, &v) == 0)
 			o.heartbeat = v;
@@ -1135,7 +1166,7 @@ int main(int argc, char **argv)
 	size_t len = 0;
 	for (int i = 0; i < argc && len < sizeof(cmdline); i++) {
 		int w = snprintf(cmdline + len, sizeof(cmdline) - len, "%s%s", i > 0 ? " " : "",
-				 argv[i]);
+		                 argv[i]);
 		if (w < 0)
 			break;
 		len += (size_t)w;

@@ -14,14 +14,14 @@
 #include <string.h>
 #include <strings.h>
 
-#define AUTODISCOVER_PATH "/autodiscover/autodiscover.xml"
-#define REQUEST_TYPE "text/xml; charset=utf-8"
+#define AUTODISCOVER_PATH          "/autodiscover/autodiscover.xml"
+#define REQUEST_TYPE               "text/xml; charset=utf-8"
 #define DEFAULT_CONNECT_TIMEOUT_MS 10000L
 #define DEFAULT_ATTEMPT_TIMEOUT_MS 30000L
-#define DEFAULT_TOTAL_TIMEOUT_MS 120000L
-#define LOCAL_PART_MAX 64
-#define DOMAIN_LEN_MAX 253
-#define LABEL_MAX 63
+#define DEFAULT_TOTAL_TIMEOUT_MS   120000L
+#define LOCAL_PART_MAX             64
+#define DOMAIN_LEN_MAX             253
+#define LABEL_MAX                  63
 
 /* ---- addresses and the request ----------------------------------------- */
 
@@ -36,7 +36,8 @@ static bool domain_ok(const char *d)
 	for (size_t i = 0; i <= n; i++) {
 		char c = d[i];
 		if (c == '.' || c == '\0') {
-			if (label == 0 || label > LABEL_MAX || d[i - 1] == '-' || d[i - label] == '-')
+			if (label == 0 || label > LABEL_MAX || d[i - 1] == '-' ||
+			    d[i - label] == '-')
 				return false;
 			labels++;
 			last_digits = digits;
@@ -117,17 +118,17 @@ static void put_escaped(struct out *o, const char *s)
 }
 
 int autodiscover_request_build(const char *address, char *buf, size_t size, size_t *len_r,
-			       const char **error_r)
+                               const char **error_r)
 {
 	static const char head[] = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n"
-				   "<Autodiscover xmlns=\"" AUTODISCOVER_REQUEST_NS "\">\n"
-				   "<Request>\n"
-				   "<EMailAddress>";
-	static const char tail[] = "</EMailAddress>\n"
-				   "<AcceptableResponseSchema>" AUTODISCOVER_MOBILESYNC_NS
-				   "</AcceptableResponseSchema>\n"
-				   "</Request>\n"
-				   "</Autodiscover>\n";
+	                           "<Autodiscover xmlns=\"" AUTODISCOVER_REQUEST_NS "\">\n"
+	                           "<Request>\n"
+	                           "<EMailAddress>";
+	static const char tail[] =
+	    "</EMailAddress>\n"
+	    "<AcceptableResponseSchema>" AUTODISCOVER_MOBILESYNC_NS "</AcceptableResponseSchema>\n"
+	    "</Request>\n"
+	    "</Autodiscover>\n";
 	const char *domain;
 	int ret = autodiscover_address_check(address, &domain, error_r);
 	if (ret < 0)
@@ -157,8 +158,8 @@ bool autodiscover_host_in_domain(const char *host, const char *domain)
  * no query unless allow_query, printable ASCII only. The fragment is
  * dropped. The normalised URL goes to out (EAS_URL_MAX bytes), its host,
  * lower-cased, to host_r (AUTODISCOVER_DOMAIN_MAX bytes) unless NULL. */
-static int url_check(const char *base, const char *url, bool allow_query, char *out,
-		     char *host_r, const char **error_r)
+static int url_check(const char *base, const char *url, bool allow_query, char *out, char *host_r,
+                     const char **error_r)
 {
 	size_t n = strnlen(url, EAS_URL_MAX);
 	if (n == 0 || n >= EAS_URL_MAX) {
@@ -209,7 +210,7 @@ static int url_check(const char *base, const char *url, bool allow_query, char *
 		size_t i = 0;
 		for (; host[i] != '\0'; i++)
 			host_r[i] = (host[i] >= 'A' && host[i] <= 'Z') ? (char)(host[i] - 'A' + 'a')
-								     : host[i];
+			                                               : host[i];
 		host_r[i] = '\0';
 	}
 	ret = 0;
@@ -258,7 +259,7 @@ static void guard_stop(void *ctx)
 }
 
 static void on_subset(void *ctx, const xmlChar *name, const xmlChar *external_id,
-		      const xmlChar *system_id)
+                      const xmlChar *system_id)
 {
 	(void)name;
 	(void)external_id;
@@ -267,7 +268,7 @@ static void on_subset(void *ctx, const xmlChar *name, const xmlChar *external_id
 }
 
 static void on_entity_decl(void *ctx, const xmlChar *name, int type, const xmlChar *public_id,
-			   const xmlChar *system_id, xmlChar *content)
+                           const xmlChar *system_id, xmlChar *content)
 {
 	(void)name;
 	(void)type;
@@ -291,11 +292,36 @@ static void on_xml_error(void *ctx, xmlErrorPtr err)
 	(void)err; /* the caller gets one static reason; libxml2 prints nothing */
 }
 
+static void xml_quiet(void *ctx, const char *msg, ...)
+{
+	(void)ctx;
+	(void)msg;
+}
+
 static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
 
 static void xml_init(void)
 {
 	xmlInitParser();
+}
+
+static bool is_xml_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* UTF-8 only, so that no server picks an iconv converter for us (glibc's
+ * have had remotely reachable bugs): no NUL byte (so libxml2 detects no
+ * UTF-16 or UCS-4), a start that is '<', white space or the UTF-8 BOM (so
+ * no EBCDIC), and the declared encoding ignored (XML_PARSE_IGNORE_ENC).
+ * Autodiscover answers are UTF-8 in practice. */
+static bool utf8_body(const uint8_t *body, size_t len)
+{
+	if (memchr(body, '\0', len) != NULL)
+		return false;
+	if (len >= 3 && body[0] == 0xEF && body[1] == 0xBB && body[2] == 0xBF)
+		return true;
+	return body[0] == '<' || is_xml_space((char)body[0]);
 }
 
 /* Well-formed, namespace-aware, no DTD, no network: the document or an error. */
@@ -309,7 +335,7 @@ static int read_doc(const uint8_t *body, size_t len, xmlDocPtr *doc_r, const cha
 	 * DTDATTR, DTDVALID, XINCLUDE or HUGE (libxml2's default limits on
 	 * depth and node sizes stay on). */
 	xmlCtxtUseOptions(c, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-				     XML_PARSE_NOCDATA);
+	                         XML_PARSE_NOCDATA | XML_PARSE_IGNORE_ENC);
 	struct parse_guard guard = {0};
 	c->_private = &guard;
 	c->sax->internalSubset = on_subset;
@@ -323,8 +349,14 @@ static int read_doc(const uint8_t *body, size_t len, xmlDocPtr *doc_r, const cha
 	c->vctxt.error = NULL;
 	c->vctxt.warning = NULL;
 
+	/* Encoding and I/O errors bypass the context and go to libxml2's
+	 * per-thread generic handler (stderr): silenced for this parse only. */
+	xmlGenericErrorFunc saved = xmlGenericError;
+	void *saved_ctx = xmlGenericErrorContext;
+	xmlSetGenericErrorFunc(NULL, xml_quiet);
 	int ret = 0;
 	int rc = xmlParseDocument(c);
+	xmlSetGenericErrorFunc(saved_ctx, saved);
 	xmlDocPtr doc = c->myDoc;
 	c->myDoc = NULL;
 	if (guard.dtd) {
@@ -355,7 +387,7 @@ static bool is_el(const xmlNode *n, const char *name, const char *ns)
 
 /* The child element name in ns, or NULL; more than one is an error. */
 static int one_child(const xmlNode *parent, const char *name, const char *ns,
-		     const xmlNode **child_r, const char **error_r)
+                     const xmlNode **child_r, const char **error_r)
 {
 	*child_r = NULL;
 	for (const xmlNode *n = parent->children; n != NULL; n = n->next) {
@@ -368,11 +400,6 @@ static int one_child(const xmlNode *parent, const char *name, const char *ns,
 		*child_r = n;
 	}
 	return 0;
-}
-
-static bool is_xml_space(char c)
-{
-	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 /* n, shortened so that it does not end inside a UTF-8 sequence. */
@@ -455,7 +482,7 @@ static int code_of(const xmlNode *el, long *code_r, const char **error_r)
 
 /* ErrorCode or Status, Message, DebugData of an Error element. */
 static int parse_error(const xmlNode *err, const char *code_name, struct autodiscover_result *r,
-		       const char **error_r)
+                       const char **error_r)
 {
 	const char *ns = (const char *)err->ns->href;
 	const xmlNode *code, *msg, *debug;
@@ -475,7 +502,7 @@ static int parse_error(const xmlNode *err, const char *code_name, struct autodis
 
 /* The first Server of Type MobileSync: its Url (or, without one, its Name). */
 static int parse_settings(const xmlNode *settings, struct autodiscover_result *r,
-			  const char **error_r)
+                          const char **error_r)
 {
 	const char *ns = AUTODISCOVER_MOBILESYNC_NS;
 	for (const xmlNode *srv = settings->children; srv != NULL; srv = srv->next) {
@@ -516,7 +543,7 @@ static int parse_settings(const xmlNode *settings, struct autodiscover_result *r
 /* Redirect holds an address ([MS-ASCMD] 2.2.3.147); an https URL there is
  * taken as a redirect to another Autodiscover URL. */
 static int parse_redirect(const xmlNode *redirect, struct autodiscover_result *r,
-			  const char **error_r)
+                          const char **error_r)
 {
 	char text[EAS_URL_MAX];
 	const char *domain;
@@ -541,7 +568,7 @@ static int parse_redirect(const xmlNode *redirect, struct autodiscover_result *r
 /* Response in the MobileSync namespace: User, then exactly one of
  * Action's Redirect, Settings or Error. */
 static int parse_mobilesync(const xmlNode *resp, struct autodiscover_result *r,
-			    const char **error_r)
+                            const char **error_r)
 {
 	const char *ns = AUTODISCOVER_MOBILESYNC_NS;
 	const xmlNode *user, *action, *name = NULL, *email = NULL;
@@ -619,7 +646,7 @@ static int parse_doc(const xmlDoc *doc, struct autodiscover_result *r, const cha
 }
 
 int autodiscover_response_parse(const uint8_t *body, size_t len, struct autodiscover_result *r,
-				const char **error_r)
+                                const char **error_r)
 {
 	memset(r, 0, sizeof(*r));
 	r->code = -1;
@@ -630,6 +657,10 @@ int autodiscover_response_parse(const uint8_t *body, size_t len, struct autodisc
 	if (len > AUTODISCOVER_BODY_MAX) {
 		*error_r = "a response over 64 KiB";
 		return HK_ERR_TOO_LONG;
+	}
+	if (!utf8_body(body, len)) {
+		*error_r = "not a UTF-8 XML document";
+		return HK_ERR_INVAL;
 	}
 	xmlDocPtr doc = NULL;
 	int ret = read_doc(body, len, &doc, error_r);
@@ -657,14 +688,14 @@ struct autodiscover {
 	long connect_timeout_ms, attempt_timeout_ms;
 	int64_t started_ms, deadline_ms; /* monotonic */
 
-	enum autodiscover_step first; /* GIVEN or DOMAIN */
-	enum autodiscover_step step;  /* the candidate being tried, or that led to url */
-	char domain[AUTODISCOVER_DOMAIN_MAX];	 /* of the first address: the trust boundary */
-	char given_url[EAS_URL_MAX];		 /* start_url, checked */
-	char address[AUTODISCOVER_ADDR_MAX];	 /* asked now */
+	enum autodiscover_step first;            /* GIVEN or DOMAIN */
+	enum autodiscover_step step;             /* the candidate being tried, or that led to url */
+	char domain[AUTODISCOVER_DOMAIN_MAX];    /* of the first address: the trust boundary */
+	char given_url[EAS_URL_MAX];             /* start_url, checked */
+	char address[AUTODISCOVER_ADDR_MAX];     /* asked now */
 	char new_address[AUTODISCOVER_ADDR_MAX]; /* CONFIRM_ADDRESS */
-	char url[EAS_URL_MAX];			 /* requested now */
-	char target[EAS_URL_MAX];		 /* CONFIRM_REDIRECT */
+	char url[EAS_URL_MAX];                   /* requested now */
+	char target[EAS_URL_MAX];                /* CONFIRM_REDIRECT */
 	bool post;
 	uint8_t body[AUTODISCOVER_REQUEST_MAX];
 	size_t body_len;
@@ -682,7 +713,8 @@ const char *autodiscover_status_str(enum autodiscover_status s)
 	switch (s) {
 	case AUTODISCOVER_FOUND: return "found";
 	case AUTODISCOVER_CONFIRM_REDIRECT: return "redirect to another domain, to confirm";
-	case AUTODISCOVER_CONFIRM_ADDRESS: return "redirect to an address in another domain, to confirm";
+	case AUTODISCOVER_CONFIRM_ADDRESS:
+		return "redirect to an address in another domain, to confirm";
 	case AUTODISCOVER_AUTH_FAILED: return "credentials refused";
 	case AUTODISCOVER_SERVER_ERROR: return "the Autodiscover server reported an error";
 	case AUTODISCOVER_REDIRECT_LOOP: return "too many redirects";
@@ -730,18 +762,18 @@ void autodiscover_cancel(struct autodiscover **adp)
 
 /* Reports the outcome and frees ad: the last thing done with it. */
 static void finish(struct autodiscover *ad, enum autodiscover_status status, const char *error,
-		   const struct autodiscover_result *result)
+                   const struct autodiscover_result *result)
 {
 	struct autodiscover_outcome o = {
-		.status = status,
-		.error = status == AUTODISCOVER_FOUND ? NULL : error,
-		.address = ad->address,
-		.result = result,
-		.redirects = ad->redirects,
-		.attempts = ad->attempts,
-		.attempt_count = ad->attempt_count,
-		.attempts_total = ad->attempts_total,
-		.elapsed_ms = (long)(mono_ms() - ad->started_ms),
+	    .status = status,
+	    .error = status == AUTODISCOVER_FOUND ? NULL : error,
+	    .address = ad->address,
+	    .result = result,
+	    .redirects = ad->redirects,
+	    .attempts = ad->attempts,
+	    .attempt_count = ad->attempt_count,
+	    .attempts_total = ad->attempts_total,
+	    .elapsed_ms = (long)(mono_ms() - ad->started_ms),
 	};
 	if (status == AUTODISCOVER_FOUND)
 		o.url = result->url;
@@ -750,8 +782,7 @@ static void finish(struct autodiscover *ad, enum autodiscover_status status, con
 	else if (status == AUTODISCOVER_CONFIRM_ADDRESS)
 		o.address = ad->new_address;
 	log_debug("autodiscover %s: %s after %zu attempts, %u redirects (%ld ms)", ad->domain,
-		  autodiscover_status_str(status), ad->attempts_total, ad->redirects,
-		  o.elapsed_ms);
+	          autodiscover_status_str(status), ad->attempts_total, ad->redirects, o.elapsed_ms);
 	ad->cb(&o, ad->ctx);
 	ad_free(ad);
 }
@@ -776,18 +807,18 @@ static int send_request(struct autodiscover *ad, const char *url, bool post)
 	memmove(ad->url, url, n + 1);
 	ad->post = post;
 	struct httpc_request req = {
-		.method = post ? "POST" : "GET",
-		.url = ad->url,
-		.authorization = post ? ad->auth : NULL,
-		.body = post ? ad->body : NULL,
-		.body_len = post ? ad->body_len : 0,
-		.content_type = post ? REQUEST_TYPE : NULL,
-		.user_agent = EAS_USER_AGENT,
-		.ca_file = ad->ca_file,
-		.connect_timeout_ms = connect,
-		.timeout_ms = timeout,
-		.body_max = AUTODISCOVER_BODY_MAX,
-		.connect_to = ad->connect_to,
+	    .method = post ? "POST" : "GET",
+	    .url = ad->url,
+	    .authorization = post ? ad->auth : NULL,
+	    .body = post ? ad->body : NULL,
+	    .body_len = post ? ad->body_len : 0,
+	    .content_type = post ? REQUEST_TYPE : NULL,
+	    .user_agent = EAS_USER_AGENT,
+	    .ca_file = ad->ca_file,
+	    .connect_timeout_ms = connect,
+	    .timeout_ms = timeout,
+	    .body_max = AUTODISCOVER_BODY_MAX,
+	    .connect_to = ad->connect_to,
 	};
 	return httpc_start(ad->http, &req, on_http, ad, &ad->call);
 }
@@ -891,7 +922,7 @@ static void follow_address(struct autodiscover *ad, const char *address)
 	}
 	memmove(ad->address, address, strlen(address) + 1);
 	if (autodiscover_request_build(ad->address, (char *)ad->body, sizeof(ad->body),
-				       &ad->body_len, &err) < 0) {
+	                               &ad->body_len, &err) < 0) {
 		finish(ad, AUTODISCOVER_FAILED, err, NULL);
 		return;
 	}
@@ -913,8 +944,8 @@ static const char *redirect_location(const struct httpc_response *resp, bool pos
 		if (!post)
 			return NULL;
 		return httpc_header(resp, "X-MS-Location") != NULL
-			       ? httpc_header(resp, "X-MS-Location")
-			       : httpc_header(resp, "Location");
+		           ? httpc_header(resp, "X-MS-Location")
+		           : httpc_header(resp, "Location");
 	default: return NULL;
 	}
 }
@@ -962,7 +993,7 @@ static void on_answer(struct autodiscover *ad, const struct httpc_response *resp
 	case AUTODISCOVER_ERROR:
 		finish(ad, AUTODISCOVER_SERVER_ERROR,
 		       ad->result.message[0] != '\0' ? ad->result.message
-						     : "the Autodiscover server reported an error",
+		                                     : "the Autodiscover server reported an error",
 		       &ad->result);
 		return;
 	default: fail_over(ad, "an unknown kind of answer"); return;
@@ -985,7 +1016,7 @@ static void note_attempt(struct autodiscover *ad, const struct httpc_response *r
 	a->http_status = resp->status;
 	a->note = resp->result != HTTPC_OK ? httpc_result_str(resp->result) : "answered";
 	log_debug("autodiscover %s: %s %s -> %s, HTTP %ld", ad->domain, ad->post ? "POST" : "GET",
-		  ad->url, httpc_result_str(resp->result), resp->status);
+	          ad->url, httpc_result_str(resp->result), resp->status);
 }
 
 static void on_http(const struct httpc_response *resp, void *arg)
@@ -1001,8 +1032,8 @@ static void on_http(const struct httpc_response *resp, void *arg)
 }
 
 int autodiscover_start(struct httpc *http, const struct autodiscover_config *cfg,
-		       const struct secret *password, autodiscover_cb *cb, void *ctx,
-		       struct autodiscover **ad_r, const char **error_r)
+                       const struct secret *password, autodiscover_cb *cb, void *ctx,
+                       struct autodiscover **ad_r, const char **error_r)
 {
 	const char *domain, *username = cfg->username != NULL ? cfg->username : cfg->address;
 	char given[EAS_URL_MAX];
@@ -1026,16 +1057,16 @@ int autodiscover_start(struct httpc *http, const struct autodiscover_config *cfg
 	ad->ctx = ctx;
 	ad->connect_to = cfg->connect_to;
 	ad->connect_timeout_ms =
-		cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
+	    cfg->connect_timeout_ms > 0 ? cfg->connect_timeout_ms : DEFAULT_CONNECT_TIMEOUT_MS;
 	ad->attempt_timeout_ms =
-		cfg->attempt_timeout_ms > 0 ? cfg->attempt_timeout_ms : DEFAULT_ATTEMPT_TIMEOUT_MS;
+	    cfg->attempt_timeout_ms > 0 ? cfg->attempt_timeout_ms : DEFAULT_ATTEMPT_TIMEOUT_MS;
 	ad->started_ms = mono_ms();
 	ad->deadline_ms = ad->started_ms + (cfg->total_timeout_ms > 0 ? cfg->total_timeout_ms
-								      : DEFAULT_TOTAL_TIMEOUT_MS);
+	                                                              : DEFAULT_TOTAL_TIMEOUT_MS);
 	for (size_t i = 0; domain[i] != '\0'; i++)
 		ad->domain[i] = (domain[i] >= 'A' && domain[i] <= 'Z')
-					? (char)(domain[i] - 'A' + 'a')
-					: domain[i];
+		                    ? (char)(domain[i] - 'A' + 'a')
+		                    : domain[i];
 	memcpy(ad->address, cfg->address, strlen(cfg->address) + 1);
 	if (cfg->start_url != NULL)
 		memcpy(ad->given_url, given, strlen(given) + 1);
@@ -1044,7 +1075,7 @@ int autodiscover_start(struct httpc *http, const struct autodiscover_config *cfg
 	if (cfg->ca_file != NULL && (ad->ca_file = strdup(cfg->ca_file)) == NULL)
 		abort();
 	ret = autodiscover_request_build(ad->address, (char *)ad->body, sizeof(ad->body),
-					 &ad->body_len, error_r);
+	                                 &ad->body_len, error_r);
 	if (ret < 0)
 		goto fail;
 	ad->auth = eas_basic_auth(username, password);

@@ -4,6 +4,7 @@
 #include "engine/account.h"
 #include "engine/verify.h"
 #include "lib/log.h"
+#include "sync/session.h"
 
 #include <fnmatch.h>
 #include <stdarg.h>
@@ -34,6 +35,7 @@ struct session {
 	char account_id[STORE_ID_MAX];
 	char device_id[STORE_ID_MAX];
 	struct account_secrets *secrets;
+	struct sync_session *sync; /* borrows secrets' DEK: stopped before they go */
 	int64_t last_activity_ms;
 };
 
@@ -62,6 +64,7 @@ struct engine {
 	size_t unlocked;
 	struct pending *pending;
 	int64_t next_purge_ms;
+	size_t syncing;
 };
 
 static unsigned bucket_of(const char *s)
@@ -113,6 +116,14 @@ static struct session *session_get(struct engine *e, const char *account_id)
 	return *session_slot(e, account_id);
 }
 
+static void sync_stop(struct engine *e, struct session *s)
+{
+	if (s->sync == NULL)
+		return;
+	sync_session_stop(&s->sync); /* before the DEK it borrows goes */
+	e->syncing--;
+}
+
 static void session_drop(struct engine *e, const char *account_id)
 {
 	struct session **pp = session_slot(e, account_id);
@@ -120,9 +131,101 @@ static void session_drop(struct engine *e, const char *account_id)
 	if (s == NULL)
 		return;
 	*pp = s->next;
+	sync_stop(e, s);
 	account_secrets_free(&s->secrets); /* wipes password and DEK */
 	free(s);
 	e->unlocked--;
+}
+
+static void flush_session(struct engine *e, const char *account_id, const char *why);
+
+/* What the mail server said while syncing. Called from inside the sync
+ * session: stopping it here is allowed (sync/session.h). */
+static void on_sync_event(const struct sync_event *ev, void *ctx)
+{
+	struct engine *e = ctx;
+	struct session *s = session_get(e, ev->account_id);
+	const char *err;
+	char id[STORE_ID_MAX];
+	snprintf(id, sizeof(id), "%s", ev->account_id);
+	switch (ev->kind) {
+	case SYNC_EV_CHANGED:
+		log_debug("account %s: cache changed (state %lld)", id,
+			  (long long)ev->change_counter);
+		return;
+	case SYNC_EV_AUTH_FAILED:
+		/* the password changed on the server: forget it, ask the device */
+		flush_session(e, id, "mail server refused the password");
+		if (store_account_set_state(e->cfg.store, id, STORE_ACCOUNT_REREGISTER_NEEDED,
+					    hk_clock_now(e->cfg.clock), &err) < 0)
+			log_warn("account %s: %s", id, err);
+		return;
+	case SYNC_EV_BLOCKED: {
+		log_notice("account %s: the mail server blocks it (%s): purging", id, ev->error);
+		struct store_audit a = {.time_ms = hk_clock_now(e->cfg.clock),
+					.event = STORE_AUDIT_PURGE};
+		snprintf(a.account_id, sizeof(a.account_id), "%s", id);
+		snprintf(a.detail, sizeof(a.detail), "blocked by the mail server");
+		session_drop(e, id);
+		if (store_account_delete(e->cfg.store, id, &a, &err) < 0)
+			log_err("account %s: purge failed: %s", id, err);
+		return;
+	}
+	case SYNC_EV_WIPE_REQUESTED: {
+		log_notice("account %s: the mail server requests a remote wipe", id);
+		struct store_audit a = {.time_ms = hk_clock_now(e->cfg.clock),
+					.event = STORE_AUDIT_WIPE};
+		snprintf(a.account_id, sizeof(a.account_id), "%s", id);
+		snprintf(a.detail, sizeof(a.detail), "requested by the mail server");
+		session_drop(e, id);
+		if (store_account_wipe(e->cfg.store, id, hk_clock_now(e->cfg.clock), &a, &err) < 0)
+			log_err("account %s: wipe failed: %s", id, err);
+		return;
+	}
+	case SYNC_EV_ERROR:
+	default:
+		log_err("account %s: sync stopped: %s", id, ev->error);
+		if (s != NULL)
+			sync_stop(e, s);
+		return;
+	}
+}
+
+/* Starts syncing an unlocked account (no-op when disabled or running). */
+static void sync_start(struct engine *e, struct session *s)
+{
+	if (e->cfg.no_sync || s->sync != NULL || e->cfg.base == NULL)
+		return;
+	struct store_account acct;
+	struct store_device dev;
+	const char *err;
+	if (store_account_get(e->cfg.store, s->account_id, &acct, &err) < 0 ||
+	    store_device_get(e->cfg.store, s->device_id, &dev, &err) < 0) {
+		log_err("account %s: cannot start syncing: %s", s->account_id, err);
+		return;
+	}
+	struct sync_env env = {e->cfg.base, e->cfg.http, e->cfg.store, e->cfg.clock};
+	struct sync_config cfg = {
+		.account_id = acct.id,
+		.url = acct.server_url,
+		.username = acct.username,
+		.device_id = dev.eas_device_id,
+		.ca_file = e->cfg.ca_file,
+		.timeout_ms = e->cfg.eas_timeout_ms,
+		.heartbeat_s = e->cfg.heartbeat_s,
+	};
+	int ret = sync_session_start(&env, &cfg, account_secrets_password(s->secrets),
+				     account_secrets_dek(s->secrets), on_sync_event, e, &s->sync);
+	if (ret < 0) {
+		log_err("account %s: cannot start syncing: %s", s->account_id, hk_strerror(ret));
+		return;
+	}
+	e->syncing++;
+}
+
+size_t engine_syncing_count(const struct engine *e)
+{
+	return e->syncing;
 }
 
 static void session_add(struct engine *e, const char *account_id, const char *device_id,
@@ -133,6 +236,7 @@ static void session_add(struct engine *e, const char *account_id, const char *de
 		/* already unlocked: keep the secrets it has, drop the new copy */
 		account_secrets_free(secrets);
 		s->last_activity_ms = hk_clock_now(e->cfg.clock);
+		sync_start(e, s); /* again, if it had stopped on an error */
 		return;
 	}
 	s = calloc(1, sizeof(*s));
@@ -147,6 +251,7 @@ static void session_add(struct engine *e, const char *account_id, const char *de
 	s->next = e->sessions[b];
 	e->sessions[b] = s;
 	e->unlocked++;
+	sync_start(e, s);
 }
 
 size_t engine_unlocked_count(const struct engine *e)

@@ -25,6 +25,7 @@
 struct engine;
 
 struct engine_config {
+	struct event_base *base; /* the loop sync sessions run on */
 	struct store *store;
 	const struct masterkey *mk;
 	const struct hk_clock *clock;
@@ -38,6 +39,8 @@ struct engine_config {
 	int64_t flush_after_ms;
 	int64_t purge_every_ms;
 	long eas_timeout_ms;
+	unsigned heartbeat_s; /* Ping heartbeat; 0: the sync engine's default */
+	bool no_sync;	      /* unlock without syncing (tests of the lifecycle alone) */
 };
 
 /* What every operation answers. status 2xx on success. */
@@ -101,6 +104,9 @@ void engine_tick(struct engine *e);
 void engine_admin_wipe(struct engine *e, const char *account_id, struct engine_result *res);
 void engine_admin_flush(struct engine *e, const char *account_id, struct engine_result *res);
 void engine_admin_purge(struct engine *e, struct engine_result *res);
+
+/* Accounts whose sync session runs right now. */
+size_t engine_syncing_count(const struct engine *e);
 
 /* Unlocked accounts right now. */
 size_t engine_unlocked_count(const struct engine *e);

@@ -236,6 +236,7 @@ int main(int argc, char **argv)
 	if (base == NULL || httpc_new(base, &http) < 0)
 		goto out;
 	struct engine_config ec = {
+		.base = base,
 		.store = store,
 		.mk = mk,
 		.clock = hk_clock_real(),
@@ -247,6 +248,7 @@ int main(int argc, char **argv)
 		.flush_after_ms = cfg->flush_after_ms,
 		.purge_every_ms = cfg->purge_every_ms,
 		.eas_timeout_ms = cfg->mail_connect_timeout_ms,
+		.heartbeat_s = (unsigned)(cfg->mail_ping_heartbeat_ms / 1000),
 	};
 	if (engine_new(&ec, &engine) < 0)
 		goto out;

@@ -43,7 +43,7 @@ void test_setup(void)
 	hk_clock_test_init(&clock_, INT64_C(1800000000000));
 	const char *ca = getenv("HALFKEY_TEST_EAS_CA");
 	struct engine_config ec = {
-		.store = store, .mk = mk, .clock = &clock_, .http = http,
+		.base = base, .store = store, .mk = mk, .clock = &clock_, .http = http,
 		.ca_file = ca != NULL && *ca ? ca : NULL,
 		.flush_after_ms = 3 * HK_MS_PER_DAY, .purge_every_ms = 7 * HK_MS_PER_DAY,
 		.eas_timeout_ms = 30000,
