@@ -3,6 +3,7 @@
 #include "crypto/devtoken.h"
 #include "crypto/wipealloc.h"
 #include "lib/log.h"
+#include "relay/control.h"
 #include "relay/ratelimit.h"
 
 #include <arpa/inet.h>
@@ -39,7 +40,7 @@ struct api {
 int api_init_allocators(void)
 {
 	event_set_mem_functions(wipealloc_malloc, wipealloc_realloc, wipealloc_free);
-	json_set_alloc_funcs(wipealloc_malloc, wipealloc_free);
+	control_json_init(); /* jansson: the one place that installs it */
 	return 0;
 }
 

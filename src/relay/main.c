@@ -12,6 +12,7 @@
 #include "lib/log.h"
 #include "relay/api.h"
 #include "relay/config.h"
+#include "relay/control.h"
 #include "relay/engine.h"
 
 #include <errno.h>
@@ -112,6 +113,27 @@ static int prepare_data_dir(const struct relay_config *cfg, uid_t uid, gid_t gid
 	return 0;
 }
 
+/* The control socket's directory (e.g. /run/halfkey): made when missing,
+ * mode 0755, owned by the relay user so that it can bind after dropping
+ * root. */
+static int prepare_socket_dir(const struct relay_config *cfg, uid_t uid, gid_t gid)
+{
+	char dir[RELAY_CONFIG_PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s", cfg->control_socket);
+	char *slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	bool created = mkdir(dir, 0755) == 0;
+	if (!created && errno != EEXIST) {
+		log_err("cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (uid != (uid_t)-1 && created && lchown(dir, uid, gid) < 0)
+		log_warn("cannot give %s to the relay user: %s", dir, strerror(errno));
+	return 0;
+}
+
 static int lookup_user(const struct relay_config *cfg, uid_t *uid_r, gid_t *gid_r)
 {
 	*uid_r = (uid_t)-1;
@@ -208,6 +230,7 @@ int main(int argc, char **argv)
 	struct httpc *http = NULL;
 	struct engine *engine = NULL;
 	struct api *api = NULL;
+	struct control *ctl = NULL;
 	struct event *sigterm = NULL, *sigint = NULL, *tick = NULL;
 	uid_t uid;
 	gid_t gid;
@@ -269,8 +292,20 @@ int main(int argc, char **argv)
 		log_err("%s (%s port %u)", err, cfg->listen_address, cfg->listen_port);
 		goto out;
 	}
-	if (prepare_data_dir(cfg, uid, gid) < 0 || drop_privileges(cfg, uid, gid) < 0)
+	if (prepare_data_dir(cfg, uid, gid) < 0 || prepare_socket_dir(cfg, uid, gid) < 0 ||
+	    drop_privileges(cfg, uid, gid) < 0)
 		goto out;
+	struct control_ctx cc = {
+		.engine = engine,
+		.store = store,
+		.clock = hk_clock_real(),
+		.flush_after_ms = cfg->flush_after_ms,
+		.started_ms = hk_clock_now(hk_clock_real()),
+	};
+	if (control_new(base, cfg->control_socket, &cc, &ctl, &err) < 0) {
+		log_err("control socket %s: %s", cfg->control_socket, err);
+		goto out;
+	}
 
 	sigterm = evsignal_new(base, SIGTERM, on_signal, base);
 	sigint = evsignal_new(base, SIGINT, on_signal, base);
@@ -291,6 +326,7 @@ out:
 		event_free(sigterm);
 	if (sigint != NULL)
 		event_free(sigint);
+	control_free(&ctl);
 	engine_free(&engine); /* wipes every unlocked account; before the API */
 	api_free(&api);
 	httpc_free(&http);

@@ -8,10 +8,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef HK_SOURCE_DIR
@@ -224,6 +226,37 @@ static void test_defaults(void)
 	relay_config_free(&cfg);
 	CHECK(cfg == NULL);
 	relay_config_free(&cfg); /* freeing NULL is fine */
+}
+
+/* A host name that cannot serve as node_name is an error only when the
+ * file does not set one. Needs a UTS namespace of its own (root or user
+ * namespaces), in a child so that the rest of the run keeps the real name. */
+static void test_bad_host_name(void)
+{
+	pid_t pid = fork();
+	REQUIRE(pid >= 0);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWUTS) < 0 || sethostname("bad host!", 9) < 0)
+			_exit(77);
+		struct relay_config *c = NULL;
+		const char *err = NULL;
+		int ok =
+		    relay_config_parse("", 0, "t.conf", &c, &err) == HK_ERR_INVAL && c == NULL &&
+		    strcmp(err, "t.conf: relay.node_name: not set, and the host name cannot "
+		                "serve: must be 1 to 253 letters, digits, '.', '-' or '_' (not "
+		                "first: '-', '.'), got 'bad host!'") == 0;
+		ok = ok &&
+		     relay_config_parse("[relay]\nnode_name = n\n", 22, "t.conf", &c, &err) == 0;
+		relay_config_free(&c);
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	REQUIRE(waitpid(pid, &status, 0) == pid);
+	REQUIRE(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 77)
+		fprintf(stderr, "  (skipped: no UTS namespace for this user)\n");
+	else
+		CHECK_INT(WEXITSTATUS(status), 0);
 }
 
 static void test_empty_and_comments_give_defaults(void)
@@ -615,9 +648,14 @@ static void test_path_errors(void)
 	snprintf(text, sizeof(text), "[relay]\nmaster_key_file = %s\n", path);
 	ERR(text, HK_ERR_TOO_LONG, "t.conf:2: relay.master_key_file: ", "longer than 1024 bytes");
 	/* a data_dir too long to hold its derived files names data_dir */
-	path[RELAY_CONFIG_PATH_MAX - 5] = '\0';
+	memset(path + 1, 'a', sizeof(path) - 1);
+	path[RELAY_CONFIG_PATH_MAX - 11] = '\0'; /* halfkey.db fits, master.keys does not */
 	snprintf(text, sizeof(text), "[relay]\ndata_dir = %s\n", path);
-	ERR(text, HK_ERR_TOO_LONG, "t.conf:2: relay.data_dir: ", "too long to hold");
+	ERR(text, HK_ERR_TOO_LONG, "t.conf:2: relay.data_dir: ", "too long to hold master.keys");
+	memset(path + 1, 'a', sizeof(path) - 1);
+	path[RELAY_CONFIG_PATH_MAX - 5] = '\0'; /* neither fits */
+	snprintf(text, sizeof(text), "[relay]\ndata_dir = %s\n", path);
+	ERR(text, HK_ERR_TOO_LONG, "t.conf:2: relay.data_dir: ", "too long to hold halfkey.db");
 }
 
 static void test_cross_key_errors(void)
@@ -1033,6 +1071,64 @@ static void test_mailserver_allowed(void)
 	ERR(text, HK_ERR_INVAL, "t.conf:2: mailserver.allow: ", "more than 64 entries");
 }
 
+/* ---- smaller edges ------------------------------------------------------------ */
+
+static void test_edges(void)
+{
+	ERR("[limits]\nmax_body_size = k\n", HK_ERR_INVAL,
+	    "t.conf:2: limits.max_body_size: ", "optionally with k, m or g");
+	ERR("[limits]\nmax_body_size = -1\n", HK_ERR_INVAL,
+	    "t.conf:2: limits.max_body_size: ", "optionally with k, m or g");
+	/* errors quote at most 64 bytes of a value */
+	char text[256];
+	char yes[101];
+	memset(yes, 'y', 100);
+	yes[100] = '\0';
+	snprintf(text, sizeof(text), "[listen]\ntls = %s\n", yes);
+	char want[128];
+	snprintf(want, sizeof(want), "got '%.64s...'", yes);
+	ERR(text, HK_ERR_INVAL, "t.conf:2: listen.tls: ", want);
+	/* sizes that are no whole KiB are written in bytes */
+	struct relay_config *c = PARSE("[limits]\nmax_body_size = 1500\n");
+	REQUIRE(c != NULL);
+	char *out = dump(c);
+	CHECK(strstr(out, "\nmax_body_size = 1500\n") != NULL);
+	free(out);
+	ROUND_TRIP(c);
+	relay_config_free(&c);
+	/* more URLs the matcher refuses */
+	c = PARSE("");
+	REQUIRE(c != NULL);
+	CHECK(!relay_config_mailserver_allowed(c, "https://h:8a/"));
+	CHECK(!relay_config_mailserver_allowed(c, "https://h:123456/"));
+	CHECK(!relay_config_mailserver_allowed(
+	    c, "https://[1111:2222:3333:4444:5555:6666:7777:8888:9999:aaaa:bbbb]/"));
+	CHECK(!relay_config_mailserver_allowed(c, "https://[::1]:/"));
+	CHECK(!relay_config_mailserver_allowed(c, "https://h/\"x"));
+	CHECK(!relay_config_mailserver_allowed(c, "https://h/\xc3\xa9"));
+	CHECK(relay_config_mailserver_allowed(c, "https://h:0443/"));
+	relay_config_free(&c);
+	/* a URI parameter that is not a password, with a bad escape */
+	c = PARSE("[store]\ndriver = pgsql\nconninfo = postgresql://db/x?%zz=1&%7=2\n");
+	relay_config_free(&c);
+	/* allow-list entries: a bad domain, a URL too long */
+	ERR("[mailserver]\nallow = *.-bad.org\n", HK_ERR_INVAL,
+	    "t.conf:2: mailserver.allow: ", "'*.-bad.org' is not");
+	char *big = malloc(RELAY_CONFIG_LINE_MAX);
+	REQUIRE(big != NULL);
+	size_t n = (size_t)snprintf(big, RELAY_CONFIG_LINE_MAX, "[mailserver]\nallow = https://h/");
+	memset(big + n, 'a', RELAY_CONFIG_URL_MAX);
+	big[n + RELAY_CONFIG_URL_MAX] = '\0';
+	ERR(big, HK_ERR_INVAL, "t.conf:2: mailserver.allow: ", "is not an https://");
+	free(big);
+	/* the name defaults; a length without a buffer */
+	const char *err = NULL;
+	CHECK_INT(relay_config_parse("[x]\n", 4, NULL, &c, &err), HK_ERR_INVAL);
+	CHECK(err != NULL && strncmp(err, "(config):1: ", 12) == 0);
+	CHECK_INT(relay_config_parse(NULL, 5, "t.conf", &c, &err), HK_ERR_INVAL);
+	CHECK(c == NULL);
+}
+
 /* ---- the reference page and the example file --------------------------------- */
 
 /* Every key name, read from the dump of the defaults ("name = " and
@@ -1166,10 +1262,10 @@ static void test_doc_examples_parse(void)
 	free(doc);
 }
 
-TESTS(TEST(test_defaults), TEST(test_empty_and_comments_give_defaults), TEST(test_every_key),
-      TEST(test_tls_off_and_pgsql), TEST(test_derived_paths), TEST(test_values_and_quoting),
-      TEST(test_log_levels_match_lib), TEST(test_syntax_errors), TEST(test_value_errors),
-      TEST(test_path_errors), TEST(test_cross_key_errors), TEST(test_conninfo_secrets_refused),
-      TEST(test_line_and_size_bounds), TEST(test_load_files), TEST(test_dump_round_trip),
-      TEST(test_equal), TEST(test_mailserver_allowed), TEST(test_docs_cover_every_key),
-      TEST(test_doc_examples_parse), TEST(test_example_file));
+TESTS(TEST(test_defaults), TEST(test_bad_host_name), TEST(test_empty_and_comments_give_defaults),
+      TEST(test_every_key), TEST(test_tls_off_and_pgsql), TEST(test_derived_paths),
+      TEST(test_values_and_quoting), TEST(test_log_levels_match_lib), TEST(test_syntax_errors),
+      TEST(test_value_errors), TEST(test_path_errors), TEST(test_cross_key_errors),
+      TEST(test_conninfo_secrets_refused), TEST(test_line_and_size_bounds), TEST(test_load_files),
+      TEST(test_dump_round_trip), TEST(test_equal), TEST(test_mailserver_allowed), TEST(test_edges),
+      TEST(test_docs_cover_every_key), TEST(test_doc_examples_parse), TEST(test_example_file));
