@@ -1101,7 +1101,7 @@ static bool on_sync_collection(struct sync_session *s, struct eas_response *r,
 	case EAS_ACT_BAD_REQUEST:
 		if (col->status == EAS_SYNC_INCOMPLETE_REQUEST)
 			return true; /* the full request again: every one we send is */
-		                     /* fall through */
+		__attribute__((fallthrough));
 	default:
 		log_warn("sync %s: collection %s refused (Sync status %d, %s): left alone",
 		         s->account_id, c->id, col->status, eas_action_name(col->action));
