@@ -15,6 +15,7 @@ struct secret {
 	size_t len;
 	size_t cap;
 	bool isolated;	/* sodium_malloc'ed, else from OpenSSL's secure heap */
+	bool view;	/* bytes belong to another secret (secret_view) */
 	uint8_t *bytes; /* cap bytes of guarded memory */
 };
 
@@ -103,6 +104,22 @@ int secret_is_isolated(const struct secret *s)
 	return s->isolated;
 }
 
+struct secret *secret_view(struct secret *parent, size_t off, size_t len)
+{
+	if (off > parent->len || len > parent->len - off) {
+		log_err("secret_view outside its parent: aborting");
+		abort();
+	}
+	struct secret *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->len = s->cap = len;
+	s->isolated = parent->isolated;
+	s->view = true;
+	s->bytes = parent->bytes + off;
+	return s;
+}
+
 struct secret *secret_dup(const void *p, size_t len)
 {
 	struct secret *s = secret_new(len);
@@ -154,7 +171,9 @@ void secret_free(struct secret **sp)
 	if (s == NULL)
 		return;
 	*sp = NULL;
-	if (s->isolated)
+	if (s->view)
+		; /* the parent's bytes: it wipes them */
+	else if (s->isolated)
 		sodium_free(s->bytes); /* wipes, checks the canary, unmaps */
 	else
 		OPENSSL_secure_clear_free(s->bytes, s->cap);

@@ -53,6 +53,12 @@ struct secret *secret_new(size_t len);
 struct secret *secret_new_isolated(size_t len);
 /* True when s sits in its own guarded mapping. */
 int secret_is_isolated(const struct secret *s);
+/* A secret that is bytes [off, off + len) of parent: no copy, no new
+ * mapping. Freeing the view frees only the view; the bytes stay the
+ * parent's, which must outlive the view and wipes them when it goes. Lets
+ * one isolated block hold several secrets (each block costs a mapping; the
+ * kernel allows ~65530 per process). Aborts when the range is outside. */
+struct secret *secret_view(struct secret *parent, size_t off, size_t len);
 /* A secret holding a copy of p[0..len). The caller still owns (and must wipe) p. */
 struct secret *secret_dup(const void *p, size_t len);
 /* Fills a new secret of len bytes from the system CSPRNG. */

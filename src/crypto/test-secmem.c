@@ -286,7 +286,36 @@ static void test_constant_time_compare(void)
 		CHECK(a[i] == 0);
 }
 
-TESTS(TEST(test_secret_basics), TEST(test_secret_not_dumpable),
+static void test_secret_views(void)
+{
+	struct secret *block = secret_new_isolated(40);
+	memcpy(secret_bytes(block), "0123456789abcdefghijklmnopqrstuvwxyzABCD", 40);
+	struct secret *a = secret_view(block, 0, 32), *b = secret_view(block, 32, 8);
+	CHECK_INT(secret_len(a), 32);
+	CHECK_INT(secret_len(b), 8);
+	CHECK_MEM(secret_cbytes(b), "wxyzABCD", 8);
+	CHECK(secret_is_isolated(a));
+	secret_bytes(a)[0] = 'X'; /* a view writes through to its parent */
+	CHECK(secret_cbytes(block)[0] == 'X');
+	secret_free(&a);
+	CHECK_MEM(secret_cbytes(b), "wxyzABCD", 8); /* freeing a view leaves the bytes */
+	secret_free(&b);
+	secret_free(&block);
+}
+
+static void view_outside(void)
+{
+	struct secret *block = secret_new(8);
+	struct secret *v = secret_view(block, 4, 5); /* one byte too many: aborts */
+	secret_free(&v);
+}
+
+static void test_secret_view_bounds(void)
+{
+	CHECK(child_dies(view_outside));
+}
+
+TESTS(TEST(test_secret_views), TEST(test_secret_view_bounds), TEST(test_secret_basics), TEST(test_secret_not_dumpable),
       TEST(test_arena_exhaustion), TEST(test_guard_page_traps),
       TEST(test_harden_process), TEST(test_wipealloc_wipes), TEST(test_libraries_use_wipealloc),
       TEST(test_constant_time_compare));

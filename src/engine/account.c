@@ -8,9 +8,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Both secrets in one isolated guarded block (one mapping per account:
+ * the kernel's map count, ~65530 per process, bounds unlocked accounts). */
 struct account_secrets {
-	struct secret *password; /* isolated guarded block */
-	struct secret *dek;	 /* isolated guarded block */
+	struct secret *block;	 /* DEK then password */
+	struct secret *password; /* view into block */
+	struct secret *dek;	 /* view into block */
 };
 
 const struct secret *account_secrets_password(const struct account_secrets *s)
@@ -31,20 +34,23 @@ void account_secrets_free(struct account_secrets **sp)
 	*sp = NULL;
 	secret_free(&s->password);
 	secret_free(&s->dek);
+	secret_free(&s->block); /* wipes both */
 	free(s);
 }
 
-/* Moves short-lived secrets into long-lived isolated blocks. */
+/* Moves short-lived secrets into one long-lived isolated block. */
 static struct account_secrets *secrets_keep(const struct secret *password,
 					    const struct secret *dek)
 {
 	struct account_secrets *s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		abort();
-	s->password = secret_new_isolated(secret_len(password));
-	memcpy(secret_bytes(s->password), secret_cbytes(password), secret_len(password));
-	s->dek = secret_new_isolated(secret_len(dek));
-	memcpy(secret_bytes(s->dek), secret_cbytes(dek), secret_len(dek));
+	size_t dl = secret_len(dek), pl = secret_len(password);
+	s->block = secret_new_isolated(dl + pl);
+	memcpy(secret_bytes(s->block), secret_cbytes(dek), dl);
+	memcpy(secret_bytes(s->block) + dl, secret_cbytes(password), pl);
+	s->dek = secret_view(s->block, 0, dl);
+	s->password = secret_view(s->block, dl, pl);
 	return s;
 }
 

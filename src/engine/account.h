@@ -35,7 +35,8 @@ struct account_register_res {
 	uint8_t token[DEVTOKEN_LEN]; /* hand to the device once; wipe after */
 };
 
-/* What an unlocked account holds, in one isolated guarded block. */
+/* What an unlocked account holds (password and DEK), in one isolated
+ * guarded block. */
 struct account_secrets;
 
 struct account_unlock_res {
