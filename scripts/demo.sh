@@ -40,6 +40,7 @@ address = 127.0.0.1
 port = $port
 tls = no
 [mailserver]
+ping_heartbeat = 60s
 ${HALFKEY_TEST_EAS_CA:+ca_file = $HALFKEY_TEST_EAS_CA}
 CONF
 "$build/src/relay/halfkeyd" -c "$work/halfkeyd.conf" >"$work/halfkeyd.log" 2>&1 &

@@ -22,7 +22,7 @@
 # Passwords must not contain spaces, colons or quotes.
 : "${HALFKEY_PEER_USERS:=alice:alice-pw-1 bob:bob-pw-2}"
 
-: "${HALFKEY_PEER_WORKERS:=8}"             # sogod workers = concurrent EAS requests (a Ping holds one)
+: "${HALFKEY_PEER_WORKERS:=32}"            # sogod workers = concurrent EAS requests (a Ping holds one, until its heartbeat even when the client went away)
 : "${HALFKEY_PEER_SYNC_INTERVAL:=5}"       # SOGoInternalSyncInterval: Ping/Sync poll period, s
 : "${HALFKEY_PEER_MAX_PING:=3540}"         # SOGoMaximumPingInterval, s
 : "${HALFKEY_PEER_MAX_SYNC:=3540}"         # SOGoMaximumSyncInterval, s

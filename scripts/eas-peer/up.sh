@@ -276,7 +276,7 @@ step "PostgreSQL on 127.0.0.1:$HALFKEY_PEER_PG_PORT"
 # fsync off: this database is disposable test state, speed matters more
 launch postgres postgres "$S/log/postgres.log" "$PGBIN/postgres" -D "$S/pg" \
   -h 127.0.0.1 -p "$HALFKEY_PEER_PG_PORT" -k "$S/run/pg" \
-  -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100
+  -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200
 await 60 "PostgreSQL" postgres "$PGBIN/pg_isready" -q -h 127.0.0.1 -p "$HALFKEY_PEER_PG_PORT"
 expect_exe postgres "$PGBIN/postgres"
 
@@ -413,7 +413,7 @@ service halfkey-modseq {
 }
 protocol imap {
   # sogod keeps one connection per worker, the tests open more
-  mail_max_userip_connections = 100
+  mail_max_userip_connections = 400
 }
 protocol lmtp {
   postmaster_address = postmaster@$HALFKEY_PEER_DOMAIN

@@ -47,6 +47,7 @@ void test_setup(void)
 		.ca_file = ca != NULL && *ca ? ca : NULL,
 		.flush_after_ms = 3 * HK_MS_PER_DAY, .purge_every_ms = 7 * HK_MS_PER_DAY,
 		.eas_timeout_ms = 30000,
+		.heartbeat_s = 60, /* the minimum: a Ping holds a server worker */
 	};
 	struct api_config ac = {
 		.base = base, .engine = NULL, .clock = &clock_, .ssl_ctx = ssl,

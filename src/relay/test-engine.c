@@ -53,6 +53,7 @@ static bool env_open_sync(struct env *v, const char *name, bool sync)
 		.flush_after_ms = 3 * HK_MS_PER_DAY,
 		.purge_every_ms = 7 * HK_MS_PER_DAY,
 		.eas_timeout_ms = 30000,
+		.heartbeat_s = 60, /* the minimum: a Ping holds a server worker */
 	};
 	return CHECK(engine_new(&cfg, &v->engine) == 0);
 }
