@@ -67,7 +67,7 @@ int secmem_harden_process(void)
 
 static struct secret *secret_alloc(size_t len, bool isolated)
 {
-	struct secret *s = malloc(sizeof(*s));
+	struct secret *s = calloc(1, sizeof(*s)); /* view = false */
 	size_t cap = len > 0 ? len : 1; /* bytes is never NULL */
 	uint8_t *b = NULL;
 	if (!isolated && cap <= SECMEM_ARENA_MAX && CRYPTO_secure_malloc_initialized())
