@@ -248,8 +248,22 @@ int masterkey_load_or_create(const char *path, struct masterkey **mk_r, const ch
 	size_t len = sizeof(HEADER) - 1;
 	memcpy(secret_bytes(content), HEADER, len);
 	ret = append_fresh_key(content, &len, 1);
-	if (ret == 0)
-		ret = write_new_file(path, secret_cbytes(content), len);
+	/* Written whole under a temporary name, then linked into place: a
+	 * crash leaves either no keyring or a complete one, never an empty
+	 * file that would stop every later start. link() fails with EEXIST
+	 * when another process created the keyring first. */
+	char tmp[4096];
+	if (ret == 0 && snprintf(tmp, sizeof(tmp), "%s.new", path) >= (int)sizeof(tmp))
+		ret = HK_ERR_TOO_LONG;
+	if (ret == 0) {
+		unlink(tmp); /* left over from an interrupted first start */
+		ret = write_new_file(tmp, secret_cbytes(content), len);
+	}
+	if (ret == 0) {
+		if (link(tmp, path) < 0)
+			ret = errno == EEXIST ? HK_ERR_EXISTS : HK_ERR_IO;
+		unlink(tmp);
+	}
 	if (ret == 0)
 		ret = fsync_parent(path);
 	if (ret == 0) {

@@ -172,5 +172,24 @@ static void test_parse_malformed(void)
 	CHECK(mk == NULL);
 }
 
-TESTS(TEST(test_create_then_load), TEST(test_permissions_refused), TEST(test_rotate),
+/* First start writes the keyring under a temporary name and links it into
+ * place, so a crash never leaves an empty keyring; a temporary file left by
+ * such a crash does not get in the way. */
+static void test_create_is_atomic(void)
+{
+	const char *path = test_path("mk-atomic");
+	char tmp[600];
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	write_file(tmp, "half a keyr", 0600);
+	struct masterkey *mk = NULL;
+	const char *err = NULL;
+	REQUIRE(masterkey_load_or_create(path, &mk, &err) == 0);
+	CHECK_INT(masterkey_count(mk), 1);
+	CHECK(access(tmp, F_OK) != 0);
+	masterkey_free(&mk);
+	REQUIRE(masterkey_load(path, &mk, &err) == 0);
+	masterkey_free(&mk);
+}
+
+TESTS(TEST(test_create_is_atomic), TEST(test_create_then_load), TEST(test_permissions_refused), TEST(test_rotate),
       TEST(test_parse_malformed));
