@@ -75,7 +75,7 @@ CURL_TLS=()
 if [ -n "${HALFKEY_PEER_DAV_URL:-}" ]; then
   dav=${HALFKEY_PEER_DAV_URL%/}
 elif [ -f "$S/etc/nginx.conf" ] && grep -qE '^[[:space:]]*location[^{]*/SOGo' "$S/etc/nginx.conf"; then
-  port=$(sed -n 's/^[[:space:]]*listen 127\.0\.0\.1:\([0-9][0-9]*\) ssl;.*/\1/p' "$S/etc/nginx.conf" | head -n 1)
+  port=$(sed -n 's/^[[:space:]]*listen 127\.0\.0\.1:\([0-9][0-9]*\) ssl[ ;].*/\1/p' "$S/etc/nginx.conf" | head -n 1)
   dav="https://$HALFKEY_PEER_HOST:${port:-$HALFKEY_PEER_HTTPS_PORT}/SOGo/dav"
 else
   [ -f "$S/sogo/defaults/sogod.plist" ] || die "no peer in $S (run up.sh, or set HALFKEY_PEER_STATE / HALFKEY_PEER_DAV_URL)"

@@ -26,6 +26,7 @@
 : "${HALFKEY_PEER_SYNC_INTERVAL:=5}"       # SOGoInternalSyncInterval: Ping/Sync poll period, s
 : "${HALFKEY_PEER_MAX_PING:=3540}"         # SOGoMaximumPingInterval, s
 : "${HALFKEY_PEER_MAX_SYNC:=3540}"         # SOGoMaximumSyncInterval, s
+: "${HALFKEY_PEER_HTTP2:=1}"                # 1: nginx offers HTTP/2 (ALPN h2) on the EAS endpoint, as most servers do; 0: HTTP/1.1 only
 : "${HALFKEY_PEER_EAS_DEBUG:=YES}"         # SOGoEASDebugEnabled: every EAS request/response in log/sogo.log
 : "${HALFKEY_PEER_KEEP_ON_FAILURE:=0}"     # 1: up.sh leaves daemons running when it fails
 : "${HALFKEY_PEER_RESET:=0}"               # 1: up.sh wipes the state dir and starts from scratch

@@ -21,10 +21,11 @@ struct eas_client {
 	char device_id[EAS_DEVICE_ID_MAX + 1];
 	char *ca_file;
 	char policy_key[EAS_POLICY_KEY_MAX + 1];
-	struct secret *auth; /* "Basic base64(user:password)", isolated */
+	struct secret *auth; /* "Basic base64(user:password)", guarded */
 	long timeout_ms;
 	size_t body_max;
 	long ping_buffer_size;
+	bool http2;
 	struct eas_call *calls;
 	struct eas_call *ping;
 };
@@ -69,7 +70,7 @@ struct secret *eas_basic_auth(const char *username, const struct secret *passwor
 	secret_bytes(raw)[ulen] = ':';
 	memcpy(secret_bytes(raw) + ulen + 1, secret_cbytes(password), plen);
 	size_t b64 = sodium_base64_encoded_len(secret_len(raw), sodium_base64_VARIANT_ORIGINAL);
-	struct secret *val = secret_new_isolated(6 + b64); /* includes the NUL */
+	struct secret *val = secret_new(6 + b64); /* includes the NUL */
 	memcpy(secret_bytes(val), "Basic ", 6);
 	sodium_bin2base64((char *)secret_bytes(val) + 6, b64, secret_cbytes(raw), secret_len(raw),
 			  sodium_base64_VARIANT_ORIGINAL);
@@ -111,6 +112,7 @@ int eas_client_new(struct httpc *http, const struct eas_client_config *cfg,
 	c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : EAS_DEFAULT_TIMEOUT_MS;
 	c->body_max = cfg->body_max;
 	c->ping_buffer_size = cfg->ping_buffer_size > 0 ? cfg->ping_buffer_size : 4096;
+	c->http2 = cfg->http2;
 	c->auth = eas_basic_auth(cfg->username, password);
 	*client_r = c;
 	return 0;
@@ -242,6 +244,7 @@ static void on_http(const struct httpc_response *r, void *arg)
 		.command = call->command,
 		.transport = r->result,
 		.http_status = r->status,
+		.http_version = r->http_version,
 		.elapsed_ms = r->elapsed_ms,
 	};
 	if (r->result != HTTPC_OK) {
@@ -350,6 +353,7 @@ static int start(struct eas_client *c, const char *method, const char *cmd,
 		.timeout_ms = timeout_ms > 0 ? timeout_ms : c->timeout_ms,
 		.body_max = c->body_max,
 		.buffer_size = buffer_size,
+		.http2 = c->http2,
 	};
 	struct eas_call *call = calloc(1, sizeof(*call));
 	if (call == NULL)

@@ -47,6 +47,7 @@ struct eas_client_config {
 	long timeout_ms;       /* per command except Ping; 0: EAS_DEFAULT_TIMEOUT_MS */
 	size_t body_max;       /* largest response accepted; 0: httpc's default */
 	long ping_buffer_size; /* curl receive buffer for Pings; 0: 4 KiB */
+	bool http2;            /* HTTP/2 when the server offers it (net/httpc.h) */
 };
 
 struct eas_client;
@@ -57,6 +58,7 @@ struct eas_response {
 	enum eas_action action;	    /* what to do: EAS_ACT_OK or the reason not */
 	enum httpc_result transport; /* HTTPC_OK unless no HTTP answer came */
 	long http_status;	    /* 0 when there was no answer */
+	int http_version;	    /* 1 or 2; 0 when there was no answer */
 	int status;		    /* the top-level Status element, 0 if none */
 	bool empty;		    /* HTTP 200 with an empty body (e.g. Sync: no changes) */
 	struct eas_node *root;	    /* decoded body; the callback may take it (set NULL) */
@@ -103,7 +105,10 @@ void eas_client_ping_cancel(struct eas_client *c);
 void eas_call_cancel(struct eas_call **call);
 
 /* The Authorization value "Basic " + base64(username ":" password), built
- * in guarded memory (an isolated secret, without a NUL); the caller frees
+ * in guarded memory (without a NUL). It comes from the secure-heap arena,
+ * not a mapping of its own: a client keeps it for as long as its account
+ * syncs, and a mapping would add 8 KiB RSS to every waiting account
+ * (bench/RESULTS.md); when the arena is full it gets one. The caller frees
  * it with secret_free(). username must not contain ':' (RFC 7617). */
 struct secret *eas_basic_auth(const char *username, const struct secret *password);
 

@@ -180,6 +180,7 @@ int verify_start(struct httpc *http, const struct verify_req *req, verify_cb *cb
 		.device_id = req->device_id,
 		.ca_file = req->ca_file,
 		.timeout_ms = req->timeout_ms,
+		.http2 = req->http2,
 	};
 	const char *err = NULL;
 	int ret = eas_client_new(http, &cfg, req->password, &v->client, &err);

@@ -27,6 +27,7 @@ struct verify_req {
 	const char *device_id; /* the EAS DeviceId the account will keep using */
 	const char *ca_file;   /* NULL: system trust store */
 	long timeout_ms;       /* per step; 0: the client's default */
+	bool http2;            /* HTTP/2 when offered (httpc.h) */
 };
 
 struct verify_res {

@@ -215,6 +215,9 @@ static void finish(struct httpc_call *c, CURLcode rc)
 		curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &code);
 		r.status = code;
 	}
+	long v = 0;
+	curl_easy_getinfo(c->easy, CURLINFO_HTTP_VERSION, &v);
+	r.http_version = r.status == 0 ? 0 : v == CURL_HTTP_VERSION_2_0 ? 2 : 1;
 	r.headers = c->hdrs;
 	r.header_count = c->hdr_count;
 	r.body = c->body != NULL ? c->body : (const uint8_t *)"";
@@ -463,6 +466,20 @@ int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, 
 	 * every Ping. 16 KiB is curl's minimum; large bodies then go out in
 	 * 16 KiB writes instead of 64 KiB ones. */
 	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+	if (!req->http2) {
+		curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	} else {
+		/* h2 over TLS when offered (ALPN), h1 otherwise and over plain
+		 * http. Over TLS, a call that starts while a connection to the
+		 * same server is still in its handshake waits to learn whether
+		 * it can share it instead of opening one of its own; curl knows
+		 * at the end of the handshake. Over plain http it would know
+		 * only from the first response, which for a Ping comes minutes
+		 * later: no waiting there. */
+		curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+		if (strncasecmp(req->url, "https://", 8) == 0)
+			curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	}
 	if (req->user_agent != NULL)
 		curl_easy_setopt(e, CURLOPT_USERAGENT, req->user_agent);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->headers);

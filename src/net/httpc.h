@@ -68,6 +68,15 @@ struct httpc_request {
 	long timeout_ms;	  /* whole transfer; 0: 120 s */
 	size_t body_max;	  /* 0: HTTPC_DEFAULT_BODY_MAX; at most SIZE_MAX / 2 */
 	long buffer_size;	  /* curl receive buffer; 0: curl's default (16 KiB) */
+	/* true: HTTP/2 when the server offers it in the TLS handshake (ALPN),
+	 * and then calls to the same server share one connection, each its own
+	 * stream with its own Authorization; else HTTP/1.1. false: HTTP/1.1,
+	 * one connection per call in flight.
+	 * Not the default: libnghttp2 allocates with plain malloc (no wiping
+	 * allocator can be set through curl) and keeps the request's header
+	 * block, Authorization included, in memory it frees unwiped or keeps
+	 * for the connection's life; see docs/threat-model.md. */
+	bool http2;
 	/* For tests that must reach a named host (TLS verified against that
 	 * name) on a loopback fixture: curl CONNECT_TO entries,
 	 * "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT", NULL-terminated.
@@ -79,6 +88,7 @@ struct httpc_response {
 	enum httpc_result result;
 	const char *error; /* short description when result != HTTPC_OK; no secrets */
 	long status;	   /* HTTP status, 0 when no response */
+	int http_version;  /* 1 (HTTP/1.x) or 2 (HTTP/2); 0 when no response */
 	const struct httpc_header *headers;
 	size_t header_count;
 	const uint8_t *body; /* NUL-terminated for convenience; body_len excludes it */

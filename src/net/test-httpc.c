@@ -149,6 +149,7 @@ struct got {
 	int calls;
 	enum httpc_result result;
 	long status;
+	int http_version;
 	long elapsed_ms;
 	bool error_set;
 	char error[256];
@@ -186,6 +187,7 @@ static void on_got(const struct httpc_response *resp, void *ctx)
 		(*g->total)++;
 	g->result = resp->result;
 	g->status = resp->status;
+	g->http_version = resp->http_version;
 	g->elapsed_ms = resp->elapsed_ms;
 	g->error_set = resp->error != NULL;
 	if (resp->error != NULL)
@@ -195,6 +197,8 @@ static void on_got(const struct httpc_response *resp, void *ctx)
 	CHECK(resp->body != NULL && resp->body[resp->body_len] == '\0');
 	CHECK(resp->header_count <= HTTPC_MAX_HEADERS);
 	CHECK(resp->elapsed_ms >= 0);
+	CHECK(resp->status == 0 ? resp->http_version == 0
+				: resp->http_version == 1 || resp->http_version == 2);
 	free(g->body);
 	g->body = malloc(resp->body_len + 1);
 	if (g->body == NULL)
@@ -346,6 +350,7 @@ static void roundtrips(bool tls)
 	if (fetch(&e, &r, &g)) {
 		CHECK_INT(g.result, HTTPC_OK);
 		CHECK_INT(g.status, 200);
+		CHECK_INT(g.http_version, 1); /* the fixture speaks HTTP/1.1 only */
 		CHECK_STR(rec->method, "GET");
 		CHECK_STR(rec->uri, "/Microsoft-Server-ActiveSync?Cmd=Ping&User=al%40x");
 		CHECK_STR(tfx_request_header(rec, "User-Agent"), "Halfkey/0.1 (test)");

@@ -81,6 +81,7 @@ enum key_id {
 	KEY_MAIL_CONNECT_TIMEOUT,
 	KEY_MAIL_MAX_SYNCING,
 	KEY_MAIL_PING_HEARTBEAT,
+	KEY_MAIL_HTTP2,
 	KEY_LOG_TARGET,
 	KEY_LOG_LEVEL,
 	KEY_COUNT
@@ -220,6 +221,7 @@ static const struct relay_config_key keys[KEY_COUNT] = {
         KEY(SEC_MAILSERVER, "mailserver.ping_heartbeat", K_DURATION, F_WHOLE_SEC,
             mail_ping_heartbeat_ms, .min = 60 * HK_MS_PER_SECOND, .max = 3540 * HK_MS_PER_SECOND,
             .def = "900s"),
+    [KEY_MAIL_HTTP2] = KEY(SEC_MAILSERVER, "mailserver.http2", K_BOOL, 0, mail_http2, .def = "no"),
 
     [KEY_LOG_TARGET] =
         KEY(SEC_LOG, "log.target", K_ENUM, 0, log_target, NAMES(log_target_names), .def = "stderr"),

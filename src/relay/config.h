@@ -116,6 +116,7 @@ struct relay_config {
 	int64_t mail_connect_timeout_ms;
 	uint32_t mail_max_syncing_accounts;
 	int64_t mail_ping_heartbeat_ms; /* whole seconds, 60 s .. 3540 s */
+	bool mail_http2; /* HTTP/2 to mail servers that offer it */
 
 	/* [log] */
 	enum hk_log_target log_target;

@@ -520,6 +520,8 @@ static json_t *cmd_stats(struct conn *c, json_t *req)
 	jset(s, "leases", jint(st.leases));
 	jset(s, "audit", jint(st.audit));
 	jset(s, "unlocked", jint((int64_t)engine_unlocked_count(ctx->engine)));
+	jset(s, "syncing", jint((int64_t)engine_syncing_count(ctx->engine)));
+	jset(s, "sync_waiting", jint((int64_t)engine_sync_waiting_count(ctx->engine)));
 	jset(s, "started_ms", jint(ctx->started_ms));
 	jset(s, "uptime_ms", jint(now > ctx->started_ms ? now - ctx->started_ms : 0));
 	jset(s, "now_ms", jint(now));

@@ -6,6 +6,7 @@
 #include "lib/log.h"
 #include "sync/session.h"
 
+#include <event2/event.h>
 #include <fnmatch.h>
 #include <stdarg.h>
 #include <sodium.h>
@@ -37,6 +38,9 @@ struct session {
 	struct account_secrets *secrets;
 	struct sync_session *sync; /* borrows secrets' DEK: stopped before they go */
 	int64_t last_activity_ms;
+	/* in the engine's queue for a sync slot (max_syncing) */
+	bool waiting;
+	struct session *wait_prev, *wait_next;
 };
 
 /* Bad-key back-off of one device (by device row id). */
@@ -65,6 +69,13 @@ struct engine {
 	struct pending *pending;
 	int64_t next_purge_ms;
 	size_t syncing;
+	/* unlocked accounts waiting for a sync slot, oldest first */
+	struct session *wait_head, *wait_tail;
+	size_t waiting;
+	/* admits waiting accounts from the loop, never from inside a caller
+	 * that is stopping a sync (a sync event callback, engine_free) */
+	struct event *admit_ev;
+	bool cap_logged;
 };
 
 static unsigned bucket_of(const char *s)
@@ -116,12 +127,45 @@ static struct session *session_get(struct engine *e, const char *account_id)
 	return *session_slot(e, account_id);
 }
 
+static void wait_remove(struct engine *e, struct session *s)
+{
+	if (!s->waiting)
+		return;
+	if (s->wait_prev != NULL)
+		s->wait_prev->wait_next = s->wait_next;
+	else
+		e->wait_head = s->wait_next;
+	if (s->wait_next != NULL)
+		s->wait_next->wait_prev = s->wait_prev;
+	else
+		e->wait_tail = s->wait_prev;
+	s->wait_prev = s->wait_next = NULL;
+	s->waiting = false;
+	e->waiting--;
+}
+
+static void wait_append(struct engine *e, struct session *s)
+{
+	s->wait_prev = e->wait_tail;
+	s->wait_next = NULL;
+	if (e->wait_tail != NULL)
+		e->wait_tail->wait_next = s;
+	else
+		e->wait_head = s;
+	e->wait_tail = s;
+	s->waiting = true;
+	e->waiting++;
+}
+
 static void sync_stop(struct engine *e, struct session *s)
 {
+	wait_remove(e, s);
 	if (s->sync == NULL)
 		return;
 	sync_session_stop(&s->sync); /* before the DEK it borrows goes */
 	e->syncing--;
+	if (e->wait_head != NULL && e->admit_ev != NULL)
+		event_active(e->admit_ev, EV_TIMEOUT, 0);
 }
 
 static void session_drop(struct engine *e, const char *account_id)
@@ -191,11 +235,22 @@ static void on_sync_event(const struct sync_event *ev, void *ctx)
 	}
 }
 
-/* Starts syncing an unlocked account (no-op when disabled or running). */
+/* Starts syncing an unlocked account (no-op when disabled or running);
+ * queues it when max_syncing accounts sync already. */
 static void sync_start(struct engine *e, struct session *s)
 {
-	if (e->cfg.no_sync || s->sync != NULL || e->cfg.base == NULL)
+	if (e->cfg.no_sync || s->sync != NULL || s->waiting || e->cfg.base == NULL)
 		return;
+	if (e->cfg.max_syncing > 0 && e->syncing >= e->cfg.max_syncing) {
+		wait_append(e, s);
+		/* once per time the cap is reached, not once per account */
+		if (!e->cap_logged)
+			log_warn("%zu accounts sync (mailserver.max_syncing_accounts): "
+				 "account %s and any unlocked after it wait for a slot",
+				 e->syncing, s->account_id);
+		e->cap_logged = true;
+		return;
+	}
 	struct store_account acct;
 	struct store_device dev;
 	const char *err;
@@ -211,6 +266,7 @@ static void sync_start(struct engine *e, struct session *s)
 		.username = acct.username,
 		.device_id = dev.eas_device_id,
 		.ca_file = e->cfg.ca_file,
+		.http2 = e->cfg.http2,
 		.timeout_ms = e->cfg.eas_timeout_ms,
 		.heartbeat_s = e->cfg.heartbeat_s,
 	};
@@ -226,6 +282,27 @@ static void sync_start(struct engine *e, struct session *s)
 size_t engine_syncing_count(const struct engine *e)
 {
 	return e->syncing;
+}
+
+size_t engine_sync_waiting_count(const struct engine *e)
+{
+	return e->waiting;
+}
+
+/* A sync stopped: start waiting accounts while there is room. */
+static void on_admit(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct engine *e = arg;
+	while (e->wait_head != NULL &&
+	       (e->cfg.max_syncing == 0 || e->syncing < e->cfg.max_syncing)) {
+		struct session *s = e->wait_head;
+		wait_remove(e, s);
+		sync_start(e, s); /* when it cannot start (logged), the next one may */
+	}
+	if (e->wait_head == NULL)
+		e->cap_logged = false;
 }
 
 static void session_add(struct engine *e, const char *account_id, const char *device_id,
@@ -518,6 +595,7 @@ int engine_register(struct engine *e, struct engine_register_req *req, engine_cb
 		.password = r->password,
 		.device_id = p->eas_device_id,
 		.ca_file = e->cfg.ca_file,
+		.http2 = e->cfg.http2,
 		.timeout_ms = e->cfg.eas_timeout_ms,
 	};
 	if (verify_start(e->cfg.http, &vr, on_verified, p, &p->verify) < 0) {
@@ -781,6 +859,13 @@ int engine_new(const struct engine_config *cfg, struct engine **engine_r)
 		abort();
 	e->cfg = *cfg;
 	e->next_purge_ms = hk_clock_now(cfg->clock) + cfg->purge_every_ms;
+	if (cfg->base != NULL) {
+		e->admit_ev = event_new(cfg->base, -1, 0, on_admit, e);
+		if (e->admit_ev == NULL) {
+			free(e);
+			return HK_ERR_NOMEM;
+		}
+	}
 	*engine_r = e;
 	return 0;
 }
@@ -791,6 +876,9 @@ void engine_free(struct engine **ep)
 	if (e == NULL)
 		return;
 	*ep = NULL;
+	if (e->admit_ev != NULL)
+		event_free(e->admit_ev); /* no admissions while sessions go */
+	e->admit_ev = NULL;
 	while (e->pending != NULL)
 		pending_free(e->pending);
 	for (unsigned b = 0; b < BUCKETS; b++) {

@@ -41,6 +41,12 @@ struct engine_config {
 	long eas_timeout_ms;
 	unsigned heartbeat_s; /* Ping heartbeat; 0: the sync engine's default */
 	bool no_sync;	      /* unlock without syncing (tests of the lifecycle alone) */
+	/* At most this many accounts sync at once (0: no limit). Accounts
+	 * unlocked past it stay unlocked and wait, in unlock order, for one
+	 * that syncs to stop (flushed, deleted, wiped, or stopped on an
+	 * error). */
+	size_t max_syncing;
+	bool http2; /* HTTP/2 to mail servers that offer it (net/httpc.h) */
 };
 
 /* What every operation answers. status 2xx on success. */
@@ -107,6 +113,8 @@ void engine_admin_purge(struct engine *e, struct engine_result *res);
 
 /* Accounts whose sync session runs right now. */
 size_t engine_syncing_count(const struct engine *e);
+/* Unlocked accounts waiting for a sync slot (max_syncing). */
+size_t engine_sync_waiting_count(const struct engine *e);
 
 /* Unlocked accounts right now. */
 size_t engine_unlocked_count(const struct engine *e);

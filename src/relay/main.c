@@ -272,6 +272,8 @@ int main(int argc, char **argv)
 		.purge_every_ms = cfg->purge_every_ms,
 		.eas_timeout_ms = cfg->mail_connect_timeout_ms,
 		.heartbeat_s = (unsigned)(cfg->mail_ping_heartbeat_ms / 1000),
+		.max_syncing = cfg->mail_max_syncing_accounts,
+		.http2 = cfg->mail_http2,
 	};
 	if (engine_new(&ec, &engine) < 0)
 		goto out;

@@ -718,6 +718,8 @@ static void test_audit_and_stats(void)
 	CHECK_INT(iget(s, "devices"), 2);
 	CHECK_INT(iget(s, "envelopes"), 1); /* the wiped account's is gone */
 	CHECK_INT(iget(s, "unlocked"), 1);
+	CHECK_INT(iget(s, "syncing"), 0); /* this engine does not sync */
+	CHECK_INT(iget(s, "sync_waiting"), 0);
 	CHECK_INT(iget(s, "audit"), 5);
 	CHECK_INT(iget(s, "block_rules"), 0);
 	CHECK_INT(iget(s, "started_ms"), T0);

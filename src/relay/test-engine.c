@@ -30,7 +30,7 @@ struct env {
 	struct engine *engine;
 };
 
-static bool env_open_sync(struct env *v, const char *name, bool sync)
+static bool env_open_cap(struct env *v, const char *name, bool sync, size_t max_syncing)
 {
 	memset(v, 0, sizeof(*v));
 	hk_clock_test_init(&v->clock, INT64_C(1800000000000));
@@ -54,8 +54,14 @@ static bool env_open_sync(struct env *v, const char *name, bool sync)
 		.purge_every_ms = 7 * HK_MS_PER_DAY,
 		.eas_timeout_ms = 30000,
 		.heartbeat_s = 60, /* the minimum: a Ping holds a server worker */
+		.max_syncing = max_syncing,
 	};
 	return CHECK(engine_new(&cfg, &v->engine) == 0);
+}
+
+static bool env_open_sync(struct env *v, const char *name, bool sync)
+{
+	return env_open_cap(v, name, sync, 0);
 }
 
 static bool env_open(struct env *v, const char *name)
@@ -77,14 +83,14 @@ struct reg {
 	struct secret *dk;
 };
 
-static bool store_account(struct env *v, const char *user, struct reg *r)
+static bool store_account_at(struct env *v, const char *user, const char *url, struct reg *r)
 {
 	struct secret *pw = secret_dup("pw-1234", 7);
 	r->dk = secret_random(HK_KEY_LEN);
 	char dev[40];
 	snprintf(dev, sizeof(dev), "DEV%s", user);
 	struct account_register_req req = {
-		.server_url = "https://mail.example/Microsoft-Server-ActiveSync",
+		.server_url = url,
 		.username = user,
 		.password = pw,
 		.device_key = r->dk,
@@ -99,6 +105,11 @@ static bool store_account(struct env *v, const char *user, struct reg *r)
 	memcpy(r->token, res.token, sizeof(r->token));
 	snprintf(r->account_id, sizeof(r->account_id), "%s", res.account_id);
 	return CHECK(ret == 0);
+}
+
+static bool store_account(struct env *v, const char *user, struct reg *r)
+{
+	return store_account_at(v, user, "https://mail.example/Microsoft-Server-ActiveSync", r);
 }
 
 static int unlock(struct env *v, struct reg *r, const struct secret *key)
@@ -146,6 +157,83 @@ static void test_unlock_and_flush_after_three_days(void)
 	CHECK_INT(acct.state, STORE_ACCOUNT_ACTIVE);
 out:
 	secret_free(&r.dk);
+	env_close(&v);
+}
+
+static void loop_once(void)
+{
+	event_base_loop(base, EVLOOP_NONBLOCK);
+}
+
+/* mailserver.max_syncing_accounts: past it, unlocked accounts wait in
+ * unlock order and take the slot of one that stops. The server refuses
+ * connections, so the sessions sit in back-off: still syncing. */
+static void test_sync_cap(void)
+{
+	struct env v;
+	struct reg r[4];
+	memset(r, 0, sizeof(r));
+	const char *url = "https://127.0.0.1:9/Microsoft-Server-ActiveSync";
+	if (!env_open_cap(&v, "cap.db", true, 2))
+		goto out;
+	for (int i = 0; i < 4; i++) {
+		char user[16];
+		snprintf(user, sizeof(user), "user%d", i);
+		if (!store_account_at(&v, user, url, &r[i]))
+			goto out;
+	}
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(unlock(&v, &r[i], r[i].dk), 200);
+	CHECK_INT(engine_unlocked_count(v.engine), 3);
+	CHECK_INT(engine_syncing_count(v.engine), 2);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 1);
+	/* unlocking a waiting account again queues it once, not twice */
+	CHECK_INT(unlock(&v, &r[2], r[2].dk), 200);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 1);
+	CHECK_INT(unlock(&v, &r[3], r[3].dk), 200);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 2);
+	loop_once();
+	CHECK_INT(engine_syncing_count(v.engine), 2); /* no slot freed */
+	/* a waiting account that flushes leaves the queue */
+	struct engine_result res;
+	engine_admin_flush(v.engine, r[2].account_id, &res);
+	CHECK_INT(res.status, 200);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 1);
+	CHECK_INT(engine_syncing_count(v.engine), 2);
+	/* a syncing one that goes frees its slot for the oldest waiting */
+	engine_admin_flush(v.engine, r[0].account_id, &res);
+	CHECK_INT(res.status, 200);
+	CHECK_INT(engine_syncing_count(v.engine), 1);
+	loop_once();
+	CHECK_INT(engine_syncing_count(v.engine), 2);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 0);
+	/* r[2] comes back: waits again; deleting a syncing account admits it */
+	CHECK_INT(unlock(&v, &r[2], r[2].dk), 200);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 1);
+	engine_delete(v.engine, r[1].token, sizeof(r[1].token), &res);
+	CHECK_INT(res.status, 204);
+	loop_once();
+	CHECK_INT(engine_syncing_count(v.engine), 2);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 0);
+	CHECK_INT(engine_unlocked_count(v.engine), 2);
+	/* three days idle: both flush, nothing is left syncing or waiting */
+	CHECK_INT(unlock(&v, &r[0], r[0].dk), 200);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 1);
+	hk_clock_test_advance(&v.clock, 3 * HK_MS_PER_DAY + 1);
+	engine_tick(v.engine);
+	loop_once();
+	CHECK_INT(engine_unlocked_count(v.engine), 0);
+	CHECK_INT(engine_syncing_count(v.engine), 0);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 0);
+	CHECK_INT(httpc_active(http), 0);
+	/* the engine goes with accounts still waiting: nothing leaks */
+	CHECK_INT(unlock(&v, &r[0], r[0].dk), 200);
+	CHECK_INT(unlock(&v, &r[2], r[2].dk), 200);
+	CHECK_INT(unlock(&v, &r[3], r[3].dk), 200);
+	CHECK_INT(engine_sync_waiting_count(v.engine), 1);
+out:
+	for (int i = 0; i < 4; i++)
+		secret_free(&r[i].dk);
 	env_close(&v);
 }
 
@@ -473,6 +561,6 @@ out:
 	env_close(&v);
 }
 
-TESTS(TEST(test_unlock_and_flush_after_three_days), TEST(test_weekly_purge),
+TESTS(TEST(test_unlock_and_flush_after_three_days), TEST(test_sync_cap), TEST(test_weekly_purge),
       TEST(test_bad_keys_back_off), TEST(test_wipe_and_delete), TEST(test_block_rule_at_unlock),
       TEST(test_live_unreachable), TEST(test_live_register), TEST(test_live_sync));

@@ -1390,6 +1390,7 @@ int sync_session_start(const struct sync_env *env, const struct sync_config *cfg
 	    .device_id = cfg->device_id,
 	    .ca_file = cfg->ca_file,
 	    .timeout_ms = cfg->timeout_ms,
+	    .http2 = cfg->http2,
 	};
 	if ((ret = eas_client_new(env->http, &ec, password, &s->client, &err)) < 0) {
 		log_notice("sync %s: %s", s->account_id, err);

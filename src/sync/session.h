@@ -111,6 +111,7 @@ struct sync_config {
 	const char *username;   /* required: as the server expects it */
 	const char *device_id;  /* required: the account's stable EAS DeviceId */
 	const char *ca_file;    /* NULL: the system's trust store */
+	bool http2;             /* HTTP/2 when offered (net/httpc.h) */
 	long timeout_ms;        /* per command but Ping; 0: the client's default */
 	unsigned heartbeat_s;   /* clamped to SYNC_HEARTBEAT_MIN_S..MAX_S */
 	uint32_t window_size;   /* 1..512 */

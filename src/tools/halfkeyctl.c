@@ -59,7 +59,7 @@ static const char usage_text[] =
 	"      100 entries; at most 1000). TIME is Unix milliseconds, or UTC as\n"
 	"      YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ.\n"
 	"  stats\n"
-	"      Row counts, unlocked accounts, uptime.\n"
+	"      Row counts, unlocked and syncing accounts, uptime.\n"
 	"\n"
 	"Times are printed in UTC (ISO 8601). Exit status: 0 done, 1 the daemon\n"
 	"refused the request (its message on stderr), 2 usage error, 3 the daemon\n"
@@ -415,10 +415,10 @@ static void print_audit(const json_t *ans)
 static void print_stats(const json_t *ans)
 {
 	const json_t *s = json_object_get(ans, "stats");
-	static const char *const counts[] = {"accounts",    "unlocked", "devices",
-					     "envelopes",   "collections", "items",
-					     "push_subs",   "block_rules", "leases",
-					     "audit",       NULL};
+	static const char *const counts[] = {
+	    "accounts",	    "unlocked", "syncing",    "sync_waiting", "devices", "envelopes",
+	    "collections", "items",    "push_subs", "block_rules",  "leases",  "audit",
+	    NULL};
 	struct table t = {.ncols = 2};
 	char b[32];
 	for (size_t i = 0; counts[i] != NULL; i++)
