@@ -2,6 +2,7 @@
 
 #include "crypto/devtoken.h"
 #include "crypto/wipealloc.h"
+#include "lib/clock.h"
 #include "lib/log.h"
 #include "relay/control.h"
 #include "relay/ratelimit.h"
@@ -13,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <jansson.h>
 #include <openssl/err.h>
 #include <sodium.h>
@@ -35,6 +37,12 @@ struct api {
 	struct evhttp_bound_socket *bound;
 	struct ratelimit *reg_rl, *dev_rl;
 	struct pending_reg *pending;
+	/* limits.max_connections: open TLS connections, counted from accept
+	 * (make_ssl_bev) to SSL_free (on_ssl_free); at the limit the listener
+	 * stops accepting and new connections wait in the kernel's backlog */
+	size_t connections;
+	bool paused;
+	int64_t warned_ms; /* monotonic */
 };
 
 int api_init_allocators(void)
@@ -428,14 +436,68 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- server ---------------------------------------------------------- */
 
+/* The SSL ex_data slot that ties each connection's SSL to its api: its
+ * free callback runs when libevent frees the connection (SSL_free). */
+static int conn_slot = -1;
+
+static void set_paused(struct api *api, bool paused)
+{
+	if (api->paused == paused)
+		return;
+	struct evconnlistener *l = evhttp_bound_socket_get_listener(api->bound);
+	if (l == NULL || (paused ? evconnlistener_disable(l) : evconnlistener_enable(l)) < 0) {
+		log_err("api: cannot %s accepting connections", paused ? "pause" : "resume");
+		return;
+	}
+	api->paused = paused;
+	/* at the limit it pauses and resumes per connection: warn once a minute */
+	int64_t now = hk_clock_mono(hk_clock_real());
+	if (paused && (api->warned_ms == 0 || now - api->warned_ms >= 60000)) {
+		api->warned_ms = now;
+		log_warn("api: %zu connections (limits.max_connections): new ones wait until "
+			 "one closes",
+			 api->connections);
+	} else {
+		log_debug("api: %s accepting connections", paused ? "paused" : "resumed");
+	}
+}
+
+static void on_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			void *argp)
+{
+	(void)parent;
+	(void)ad;
+	(void)idx;
+	(void)argl;
+	(void)argp;
+	struct api *api = ptr;
+	if (api == NULL)
+		return;
+	api->connections--;
+	if (api->paused && api->connections < api->cfg.max_connections)
+		set_paused(api, false);
+}
+
 static struct bufferevent *make_ssl_bev(struct event_base *base, void *arg)
 {
-	SSL_CTX *ctx = arg;
-	SSL *ssl = SSL_new(ctx);
+	struct api *api = arg;
+	SSL *ssl = SSL_new(api->cfg.ssl_ctx);
 	if (ssl == NULL)
 		return NULL;
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
+	if (SSL_set_ex_data(ssl, conn_slot, api) != 1) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* from here SSL_free, wherever it happens, counts the connection out */
+	api->connections++;
+	struct bufferevent *bev =
+		bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					       BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		SSL_free(ssl);
+	else if (api->cfg.max_connections > 0 && api->connections >= api->cfg.max_connections)
+		set_paused(api, true);
+	return bev;
 }
 
 int api_ssl_ctx_new(const char *cert_file, const char *key_file, bool min_tls13,
@@ -487,8 +549,16 @@ int api_start(const struct api_config *cfg, struct api **api_r, const char **err
 	evhttp_set_allowed_methods(api->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 						      EVHTTP_REQ_DELETE);
 	evhttp_set_default_content_type(api->http, "application/json");
-	if (cfg->ssl_ctx != NULL)
-		evhttp_set_bevcb(api->http, make_ssl_bev, cfg->ssl_ctx);
+	if (cfg->ssl_ctx != NULL) {
+		if (conn_slot < 0)
+			conn_slot = SSL_get_ex_new_index(0, NULL, NULL, NULL, on_ssl_free);
+		if (conn_slot < 0) {
+			*error_r = "cannot set up connection accounting";
+			api_free(&api);
+			return HK_ERR_NOMEM;
+		}
+		evhttp_set_bevcb(api->http, make_ssl_bev, api);
+	}
 	evhttp_set_gencb(api->http, on_request, api);
 	api->reg_rl = ratelimit_new(cfg->register_per_minute > 0 ? cfg->register_per_minute : 10,
 				    60000, 65536);
@@ -502,6 +572,11 @@ int api_start(const struct api_config *cfg, struct api **api_r, const char **err
 	}
 	*api_r = api;
 	return 0;
+}
+
+size_t api_connections(const struct api *api)
+{
+	return api->connections;
 }
 
 uint16_t api_port(const struct api *api)
@@ -533,6 +608,10 @@ void api_free(struct api **ap)
 		pending_unlink(p);
 		free(p);
 	}
+	/* evhttp_free frees the listener before the connections: their
+	 * on_ssl_free must not resume it */
+	api->cfg.max_connections = 0;
+	api->paused = false;
 	if (api->http != NULL)
 		evhttp_free(api->http);
 	ratelimit_free(&api->reg_rl);

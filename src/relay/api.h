@@ -41,6 +41,10 @@ struct api_config {
 	int timeout_s;		   /* per request read/write */
 	unsigned register_per_minute; /* per source address */
 	unsigned requests_per_minute; /* per device token */
+	/* Open TLS connections at most (0: no limit); at the limit the server
+	 * stops accepting until one closes. Not enforced without TLS (the TLS
+	 * proxy in front limits then). */
+	size_t max_connections;
 };
 
 /* Installs the wiping allocator into libevent and jansson. Must run before
@@ -55,6 +59,8 @@ int api_ssl_ctx_new(const char *cert_file, const char *key_file, bool min_tls13,
 int api_start(const struct api_config *cfg, struct api **api_r, const char **error_r)
 	HK_WARN_UNUSED;
 uint16_t api_port(const struct api *api);
+/* Open TLS connections right now. */
+size_t api_connections(const struct api *api);
 void api_free(struct api **api);
 
 #endif

@@ -24,6 +24,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -177,6 +178,29 @@ static int drop_privileges(const struct relay_config *cfg, uid_t uid, gid_t gid)
 	return 0;
 }
 
+/* Each device connection and each syncing account's mail-server
+ * connection takes a descriptor; the soft limit is often 1024. Raised as
+ * far as the hard limit allows (root may raise that too), with a warning
+ * when the limits cannot all be reached. */
+static void raise_nofile(const struct relay_config *cfg)
+{
+	rlim_t want = (rlim_t)cfg->max_connections + cfg->mail_max_syncing_accounts + 256;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	struct rlimit nl = {want, rl.rlim_max >= want ? rl.rlim_max : want};
+	if (setrlimit(RLIMIT_NOFILE, &nl) < 0) {
+		nl.rlim_max = rl.rlim_max;
+		nl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &nl) < 0)
+			nl.rlim_cur = rl.rlim_cur;
+	}
+	if (nl.rlim_cur < want)
+		log_warn("open files limited to %llu, fewer than limits.max_connections + "
+			 "mailserver.max_syncing_accounts + 256 = %llu: raise LimitNOFILE",
+			 (unsigned long long)nl.rlim_cur, (unsigned long long)want);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -254,6 +278,7 @@ int main(int argc, char **argv)
 		log_err("TLS: %s", err);
 		goto out;
 	}
+	raise_nofile(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
 	if (base == NULL || httpc_new(base, &http) < 0)
@@ -289,6 +314,7 @@ int main(int argc, char **argv)
 		.timeout_s = (int)(cfg->request_timeout_ms / 1000),
 		.register_per_minute = cfg->register_per_ip_per_minute,
 		.requests_per_minute = cfg->device_requests_per_minute,
+		.max_connections = cfg->max_connections,
 	};
 	if (api_start(&ac, &api, &err) < 0) {
 		log_err("%s (%s port %u)", err, cfg->listen_address, cfg->listen_port);

@@ -12,6 +12,7 @@
 #include <event2/event.h>
 #include <jansson.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ void test_setup(void)
 {
 	if (secmem_init() < 0 || api_init_allocators() < 0)
 		abort();
+	signal(SIGPIPE, SIG_IGN); /* as halfkeyd: a client gone mid-reply is not fatal */
 	const char *err;
 	base = event_base_new();
 	if (base == NULL || httpc_new(base, &http) < 0 || tfx_pki_create(test_tmpdir(), &pki) < 0 ||
@@ -236,6 +238,78 @@ static void test_slow_client(void)
 	json_decref(o.json);
 }
 
+static int raw_connect(uint16_t port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+static void run_ms(long ms)
+{
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+}
+
+/* limits.max_connections: at the limit the API stops accepting (the next
+ * client waits and times out), and serves again once one closes. */
+static void test_max_connections(void)
+{
+	const char *err;
+	struct api *lim = NULL;
+	struct api_config ac = {
+		.base = base, .engine = engine, .clock = &clock_, .ssl_ctx = ssl,
+		.address = "127.0.0.1", .port = 0, .max_body = 4096, .max_headers = 4096,
+		.timeout_s = 5, .register_per_minute = 1000, .requests_per_minute = 1000,
+		.max_connections = 2,
+	};
+	REQUIRE(api_start(&ac, &lim, &err) == 0);
+	uint16_t port = api_port(lim);
+	char url[64];
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u/health", port);
+	struct httpc_request req = {
+		.method = "GET", .url = url, .ca_file = pki.ca_file, .timeout_ms = 1500,
+	};
+	int a = raw_connect(port), b = raw_connect(port);
+	CHECK(a >= 0 && b >= 0);
+	for (int i = 0; i < 200 && api_connections(lim) < 2; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	run_ms(100);
+	CHECK_INT(api_connections(lim), 2);
+	/* a third: accepted by the kernel, not by the server; no answer */
+	struct reply o = {0};
+	REQUIRE(httpc_start(http, &req, on_reply, &o, NULL) == 0);
+	for (int i = 0; i < 1000000 && !o.done; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK_INT(o.result, HTTPC_TIMEOUT);
+	CHECK_INT(api_connections(lim), 2);
+	json_decref(o.json);
+	/* the others are not held up: the main API still answers */
+	CHECK_INT(call("GET", "/health", NULL, NULL, &o), 200);
+	json_decref(o.json);
+	/* one closes: served again */
+	close(a);
+	for (int i = 0; i < 2000 && api_connections(lim) > 1; i++)
+		event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+	run_ms(50);
+	req.timeout_ms = 10000;
+	memset(&o, 0, sizeof(o));
+	REQUIRE(httpc_start(http, &req, on_reply, &o, NULL) == 0);
+	for (int i = 0; i < 1000000 && !o.done; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	CHECK_INT(o.result, HTTPC_OK);
+	CHECK_INT(o.status, 200);
+	json_decref(o.json);
+	close(b);
+	api_free(&lim); /* with connections still open: nothing leaks */
+}
+
 static void test_live_register_unlock_delete(void)
 {
 	const char *url = getenv("HALFKEY_TEST_EAS_URL");
@@ -293,5 +367,5 @@ static void test_teardown(void)
 }
 
 TESTS(TEST(test_health_and_unknown_routes), TEST(test_register_bad_input),
-      TEST(test_token_routes_bad_input), TEST(test_slow_client),
+      TEST(test_token_routes_bad_input), TEST(test_slow_client), TEST(test_max_connections),
       TEST(test_live_register_unlock_delete), TEST(test_teardown));
