@@ -20,4 +20,9 @@ function(hk_test name)
     set(T_TIMEOUT 300)
   endif()
   set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+  # Integration tests share the mail server's mailboxes (a delivery by one
+  # would show up in another's counts): one at a time.
+  if("integration" IN_LIST T_LABELS)
+    set_tests_properties(${name} PROPERTIES RESOURCE_LOCK eas_peer)
+  endif()
 endfunction()

@@ -354,6 +354,7 @@ out:
 struct reg_outcome {
 	bool done;
 	struct engine_result res;
+	uint8_t device_key[HK_KEY_LEN]; /* kept by the test, as the device does */
 };
 
 static void on_registered(const struct engine_result *res, void *ctx)
@@ -382,8 +383,9 @@ static int do_register(struct env *v, const char *password, const char *device_i
 	snprintf(req.device_id, sizeof(req.device_id), "%s", device_id);
 	snprintf(req.device_type, sizeof(req.device_type), "TestPhone");
 	req.password = secret_dup(password, strlen(password));
-	req.device_key = secret_random(HK_KEY_LEN);
 	memset(o, 0, sizeof(*o));
+	randombytes_buf(o->device_key, sizeof(o->device_key));
+	req.device_key = secret_dup(o->device_key, sizeof(o->device_key));
 	int ret = engine_register(v->engine, &req, on_registered, o);
 	for (int i = 0; i < 100000 && ret == 0 && !o->done; i++)
 		event_base_loop(base, EVLOOP_ONCE);
@@ -557,6 +559,35 @@ static void test_live_sync(void)
 	CHECK_INT(res.status, 200);
 	CHECK_INT(engine_syncing_count(v.engine), 0);
 	CHECK_INT(httpc_active(http), 0); /* no traffic to the mail server */
+	/* the device comes back: the flushed account unlocks and syncs again,
+	 * from its stored sync keys */
+	uint8_t token[64];
+	size_t tlen = 0;
+	REQUIRE(sodium_base642bin(token, sizeof(token), o.res.token, strlen(o.res.token), NULL,
+				  &tlen, NULL, sodium_base64_VARIANT_URLSAFE_NO_PADDING) == 0);
+	engine_unlock(v.engine, token, tlen, secret_dup(o.device_key, sizeof(o.device_key)), &res);
+	CHECK_INT(res.status, 200);
+	CHECK_INT(engine_syncing_count(v.engine), 1);
+	if (deliver != NULL && *deliver != '\0') {
+		struct timeval tv = {3, 0};
+		event_base_loopexit(base, &tv);
+		event_base_dispatch(base);
+		struct store_account a;
+		const char *err;
+		REQUIRE(store_account_get(v.store, live_account, &a, &err) == 0);
+		counter_before = a.change_counter;
+		int64_t items = items_now(&v);
+		char cmd[1024];
+		snprintf(cmd, sizeof(cmd), "%s %s 'halfkey engine after flush %s' >/dev/null",
+			 deliver, getenv("HALFKEY_TEST_USER_A"), dev);
+		CHECK(system(cmd) == 0);
+		CHECK(run_until(counter_moved, &v, 90));
+		/* the new message, not the mailbox again */
+		CHECK_INT(items_now(&v), items + 1);
+	}
+	engine_admin_flush(v.engine, live_account, &res);
+	CHECK_INT(engine_syncing_count(v.engine), 0);
+	CHECK_INT(httpc_active(http), 0);
 out:
 	env_close(&v);
 }
