@@ -518,6 +518,29 @@ static bool counter_moved(struct env *v)
 	       a.change_counter > counter_before;
 }
 
+/* Lets the session settle into Ping, delivers one message to user A, and
+ * waits for it to reach the sealed cache; exact: one new item and nothing
+ * else (not while an initial sync may still be fetching the mailbox). */
+static void deliver_and_await(struct env *v, const char *deliver, const char *what,
+			      const char *dev, bool exact)
+{
+	struct timeval tv = {3, 0};
+	event_base_loopexit(base, &tv);
+	event_base_dispatch(base);
+	struct store_account a;
+	const char *err;
+	REQUIRE(store_account_get(v->store, live_account, &a, &err) == 0);
+	counter_before = a.change_counter;
+	int64_t items = items_now(v);
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "%s %s 'halfkey engine %s %s' >/dev/null", deliver,
+		 getenv("HALFKEY_TEST_USER_A"), what, dev);
+	CHECK(system(cmd) == 0);
+	CHECK(run_until(counter_moved, v, 90)); /* Ping -> Sync -> sealed cache */
+	if (exact)
+		CHECK_INT(items_now(v), items + 1); /* the new message, not the mailbox again */
+}
+
 /* Register -> the sync engine fills the sealed cache; a message delivered
  * on the server reaches it through Ping; a flush stops the traffic. */
 static void test_live_sync(void)
@@ -536,23 +559,10 @@ static void test_live_sync(void)
 	CHECK_INT(engine_syncing_count(v.engine), 1);
 	items_before = 0;
 	CHECK(run_until(has_items, &v, 120)); /* the initial sync */
-	if (deliver != NULL && *deliver != '\0') {
-		/* let the initial sync settle into Ping, then deliver */
-		struct timeval tv = {3, 0};
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-		struct store_account a;
-		const char *err;
-		REQUIRE(store_account_get(v.store, live_account, &a, &err) == 0);
-		counter_before = a.change_counter;
-		char cmd[1024];
-		snprintf(cmd, sizeof(cmd), "%s %s 'halfkey engine live %s' >/dev/null", deliver,
-			 getenv("HALFKEY_TEST_USER_A"), dev);
-		CHECK(system(cmd) == 0);
-		CHECK(run_until(counter_moved, &v, 90)); /* Ping -> Sync -> sealed cache */
-	} else {
+	if (deliver != NULL && *deliver != '\0')
+		deliver_and_await(&v, deliver, "live", dev, false);
+	else
 		test_skip("HALFKEY_TEST_DELIVER not set: push not checked");
-	}
 	/* flush: the session stops and the secrets go */
 	struct engine_result res;
 	engine_admin_flush(v.engine, live_account, &res);
@@ -568,23 +578,8 @@ static void test_live_sync(void)
 	engine_unlock(v.engine, token, tlen, secret_dup(o.device_key, sizeof(o.device_key)), &res);
 	CHECK_INT(res.status, 200);
 	CHECK_INT(engine_syncing_count(v.engine), 1);
-	if (deliver != NULL && *deliver != '\0') {
-		struct timeval tv = {3, 0};
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-		struct store_account a;
-		const char *err;
-		REQUIRE(store_account_get(v.store, live_account, &a, &err) == 0);
-		counter_before = a.change_counter;
-		int64_t items = items_now(&v);
-		char cmd[1024];
-		snprintf(cmd, sizeof(cmd), "%s %s 'halfkey engine after flush %s' >/dev/null",
-			 deliver, getenv("HALFKEY_TEST_USER_A"), dev);
-		CHECK(system(cmd) == 0);
-		CHECK(run_until(counter_moved, &v, 90));
-		/* the new message, not the mailbox again */
-		CHECK_INT(items_now(&v), items + 1);
-	}
+	if (deliver != NULL && *deliver != '\0')
+		deliver_and_await(&v, deliver, "after flush", dev, true);
 	engine_admin_flush(v.engine, live_account, &res);
 	CHECK_INT(engine_syncing_count(v.engine), 0);
 	CHECK_INT(httpc_active(http), 0);
