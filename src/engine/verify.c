@@ -1,5 +1,6 @@
 #include "engine/verify.h"
 
+#include "eas/provision.h"
 #include "lib/log.h"
 
 #include <stdio.h>
@@ -42,14 +43,8 @@ static int send_step(struct verify *v)
 	const char *err = NULL;
 	int ret;
 	const char *cmd = "Provision";
-	static const struct eas_device_info dev = {
-		.model = "Halfkey relay",
-		.friendly_name = "Halfkey",
-		.os = "Halfkey " HK_VERSION,
-		.user_agent = EAS_USER_AGENT,
-	};
 	switch (v->step) {
-	case STEP_PROVISION: ret = eas_provision_build(&dev, &req, &err); break;
+	case STEP_PROVISION: ret = eas_provision_build(&eas_relay_device_info, &req, &err); break;
 	case STEP_ACK:
 		ret = eas_provision_build_ack(v->res.policy_key, EAS_POLICY_ACK_OK, &req, &err);
 		break;
@@ -95,32 +90,32 @@ static void on_provision(struct verify *v, struct eas_response *r)
 		return;
 	}
 	v->res.status = pr.status;
-	if (pr.action == EAS_ACT_WIPE) {
+	enum eas_provision_next n =
+		eas_provision_next(&pr, v->step == STEP_ACK ? EAS_PROVISION_ACK : EAS_PROVISION_REQUEST);
+	switch (n) {
+	case EAS_PROVISION_NEXT_WIPE:
 		/* a server that wants to wipe a device we are only registering
 		 * must not get a working sync partnership out of this */
 		finish(v, EAS_ACT_WIPE, "the server requested a remote wipe");
 		return;
-	}
-	if (pr.action == EAS_ACT_PROVISION && v->step == STEP_ACK) {
+	case EAS_PROVISION_NEXT_RESTART:
 		restart_provisioning(v, "the server did not accept the policy acknowledgement");
 		return;
-	}
-	if (pr.action != EAS_ACT_OK) {
+	case EAS_PROVISION_NEXT_REFUSED:
 		finish(v, pr.action, "Provision refused");
 		return;
+	case EAS_PROVISION_NEXT_ACK:
+	case EAS_PROVISION_NEXT_DONE:
+		break;
 	}
-	if (pr.policy_status == EAS_POLICY_OK && pr.policy_key[0] != '\0') {
+	if (pr.policy_key[0] != '\0') {
 		snprintf(v->res.policy_key, sizeof(v->res.policy_key), "%s", pr.policy_key);
 		if (eas_client_set_policy_key(v->client, pr.policy_key) < 0) {
 			finish(v, EAS_ACT_BAD_RESPONSE, "unusable PolicyKey");
 			return;
 		}
-		/* the first key is temporary: acknowledge it for the final one */
-		next(v, v->step == STEP_PROVISION ? STEP_ACK : STEP_FOLDERSYNC);
-		return;
 	}
-	/* no policy for this client: nothing to acknowledge */
-	next(v, STEP_FOLDERSYNC);
+	next(v, n == EAS_PROVISION_NEXT_ACK ? STEP_ACK : STEP_FOLDERSYNC);
 }
 
 static void on_foldersync(struct verify *v, struct eas_response *r)

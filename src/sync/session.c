@@ -10,6 +10,7 @@
 #include "sync/session.h"
 
 #include "crypto/vault.h"
+#include "eas/provision.h"
 #include "lib/log.h"
 
 #include <event2/event.h>
@@ -307,19 +308,13 @@ static int send_command(struct sync_session *s, const char *cmd, struct eas_node
 
 static int send_provision(struct sync_session *s, enum sync_state step, const char *temp_key)
 {
-	static const struct eas_device_info dev = {
-	    .model = "Halfkey relay",
-	    .friendly_name = "Halfkey",
-	    .os = "Halfkey " HK_VERSION,
-	    .user_agent = EAS_USER_AGENT,
-	};
 	struct eas_node *req = NULL;
 	const char *err = NULL;
 	int ret;
 	if (step == SYNC_STATE_PROVISION) {
 		/* the policy request goes without a key */
 		if ((ret = eas_client_set_policy_key(s->client, "")) < 0 ||
-		    (ret = eas_provision_build(&dev, &req, &err)) < 0)
+		    (ret = eas_provision_build(&eas_relay_device_info, &req, &err)) < 0)
 			return ret;
 	} else if ((ret = eas_provision_build_ack(temp_key, EAS_POLICY_ACK_OK, &req, &err)) < 0) {
 		log_err("sync %s: Provision: %s", s->account_id, err);
@@ -646,32 +641,33 @@ static void on_provision(struct sync_session *s, struct eas_response *r)
 		failure(s, r, EAS_ACT_BAD_RESPONSE, err != NULL ? err : "empty Provision response");
 		return;
 	}
-	if (pr.action == EAS_ACT_WIPE) {
+	enum eas_provision_next n = eas_provision_next(
+		&pr, s->state == SYNC_STATE_PROVISION ? EAS_PROVISION_REQUEST : EAS_PROVISION_ACK);
+	switch (n) {
+	case EAS_PROVISION_NEXT_WIPE:
 		finish(s, SYNC_EV_WIPE_REQUESTED, r, EAS_ACT_WIPE,
 		       "the server requested a remote wipe");
 		return;
-	}
-	if (pr.action == EAS_ACT_PROVISION) {
+	case EAS_PROVISION_NEXT_RESTART:
 		/* a refused acknowledgement: from the policy request again */
 		act(s, r, EAS_ACT_PROVISION, "the server refused the policy acknowledgement");
 		return;
-	}
-	if (pr.action != EAS_ACT_OK) {
+	case EAS_PROVISION_NEXT_REFUSED:
 		act(s, r, pr.action, "Provision refused");
 		return;
+	case EAS_PROVISION_NEXT_ACK:
+	case EAS_PROVISION_NEXT_DONE:
+		break;
 	}
-	if (pr.policy_status == EAS_POLICY_OK && pr.policy_key[0] != '\0') {
-		if (eas_client_set_policy_key(s->client, pr.policy_key) < 0) {
-			failure(s, r, EAS_ACT_BAD_RESPONSE, "unusable PolicyKey");
-			return;
-		}
-		if (s->state == SYNC_STATE_PROVISION) {
-			/* the first key is temporary: acknowledge it for the final one */
-			if (send_provision(s, SYNC_STATE_PROVISION_ACK, pr.policy_key) < 0)
-				fail(s, r, EAS_ACT_BAD_REQUEST,
-				     "cannot send the policy acknowledgement");
-			return;
-		}
+	if (pr.policy_key[0] != '\0' && eas_client_set_policy_key(s->client, pr.policy_key) < 0) {
+		failure(s, r, EAS_ACT_BAD_RESPONSE, "unusable PolicyKey");
+		return;
+	}
+	if (n == EAS_PROVISION_NEXT_ACK) {
+		/* the first key is temporary: acknowledge it for the final one */
+		if (send_provision(s, SYNC_STATE_PROVISION_ACK, pr.policy_key) < 0)
+			fail(s, r, EAS_ACT_BAD_REQUEST, "cannot send the policy acknowledgement");
+		return;
 	}
 	/* the final key, or no policy for this client */
 	s->need_provision = false;
