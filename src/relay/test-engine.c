@@ -280,9 +280,13 @@ static void test_bad_keys_back_off(void)
 	CHECK_INT(unlock(&v, &r, r.dk), 429);
 	hk_clock_test_advance(&v.clock, 2000);
 	CHECK_INT(unlock(&v, &r, r.dk), 200);
-	/* success resets the count */
+	/* success resets the count; a wrong key on an unlocked account is
+	 * refused all the same, and leaves it unlocked */
 	CHECK_INT(unlock(&v, &r, bad), 401);
+	CHECK(engine_is_unlocked(v.engine, r.account_id));
 	CHECK_INT(unlock(&v, &r, r.dk), 200);
+	CHECK_INT(unlock(&v, &r, r.dk), 200); /* already unlocked: checked, not kept twice */
+	CHECK_INT(engine_unlocked_count(v.engine), 1);
 	/* a 31-byte key */
 	struct secret *k31 = secret_random(31);
 	CHECK_INT(unlock(&v, &r, k31), 400);
