@@ -1,8 +1,9 @@
 /* bench-ping: relay-side memory per account waiting in an ActiveSync Ping.
  *
- *   bench-ping [--accounts N] [--buffer BYTES] [--heartbeat S] [--window W]
+ *   bench-ping [--h2 [--max-streams M]] [--accounts N] [--buffer BYTES]
+ *              [--heartbeat S] [--window W] [--settle MS] [--rounds R]
+ *   bench-ping --all [--max-streams M] [--heartbeat S] [--window W]
  *              [--settle MS] [--rounds R]
- *   bench-ping --all [--heartbeat S] [--window W] [--settle MS] [--rounds R]
  *
  * One run: this process holds only the client side, N eas_clients (default
  * 1000), each with its own username, password (a guarded secret) and
@@ -10,11 +11,24 @@
  * (HeartbeatInterval S, default 600 s, one Inbox folder) over TLS, the
  * server's certificate verified against the run's CA. The server is a load
  * responder in a separate process (this binary exec'ed with --responder):
- * an HTTPS server on 127.0.0.1 made with tests/tls-fixture.c that creates
- * the throwaway PKI, checks Basic auth, answers OPTIONS, and holds every
- * Ping until its heartbeat expires (then 200 and <Ping><Status>1</Status>
- * </Ping>), reporting how many it holds through a pipe. A real server
- * (SOGo) holds only a few Pings; this one holds thousands.
+ * an HTTPS server on 127.0.0.1 that uses tests/tls-fixture.c's throwaway
+ * PKI, checks Basic auth, answers OPTIONS, and holds every Ping until its
+ * heartbeat expires (then 200 and <Ping><Status>1</Status></Ping>),
+ * reporting how many it holds through a pipe. A real server (SOGo) holds
+ * only a few Pings; this one holds thousands.
+ *
+ * Without --h2 the responder is tests/tls-fixture.c's evhttp server
+ * (HTTP/1.1, no ALPN) and the clients ask for HTTP/1.1: one connection per
+ * waiting account. With --h2 the responder is our own listener with
+ * OpenSSL (TLS 1.3, ALPN "h2" and nothing else: a client that does not
+ * offer h2 fails the run) and libnghttp2's server session, announcing
+ * SETTINGS_MAX_CONCURRENT_STREAMS M (default 1000); the clients are
+ * configured with eas_client_config.http2, and curl multiplexes their
+ * Pings as streams on a few connections (at most CURLMOPT_MAX_CONCURRENT_
+ * STREAMS, 100 by default, on each). Every Ping answer must say it came
+ * over the HTTP version asked for (eas_response.http_version), and the
+ * report gives the connections: the client's sockets, and for HTTP/2 the
+ * responder's count of connections and the most streams it saw on one.
  *
  * Memory of this process is read (/proc/self/smaps_rollup, /proc/self/
  * status, mallinfo2) before the first client is created (baseline) and
@@ -22,7 +36,11 @@
  * result is the growth per waiting account. Pings start in a window of W
  * (default 100) not yet held, as a relay unlocking accounts would, so that
  * the responder's accept queue (backlog 128) does not overflow into SYN
- * retransmits.
+ * retransmits. Over HTTP/2 the window also sets the connection count with
+ * curl 7.88: a connection still in its handshake is not shared, so each
+ * time every connection is at its stream limit, the next W Pings open one
+ * each. W = 100 gave 101 connections for N = 200, 1000 and 2000; W = 10 gave
+ * 11 for N = 1000 and 21 for N = 2000 (bench/RESULTS.md).
  *
  * Then R rounds (default 3): the responder answers every Ping at once (as
  * if the heartbeats had expired), each account sends its next Ping at
@@ -33,10 +51,11 @@
  * are. The last reading is followed by one after malloc_trim(0), to tell
  * memory in use from free heap the allocator kept.
  *
- * --buffer is curl's receive buffer for Pings (0: the client's 4 KiB;
- * 16384 is curl's default). --all runs N = 100, 1000, 2000 with 4 KiB and
- * 16 KiB buffers, each in a fresh process, and prints one table with the
- * marginal cost per account between the N of a row and the one before.
+ * --buffer is curl's receive buffer for Pings (0: the client's 1 KiB;
+ * 16384 is curl's default). --all runs N = 100, 1000, 2000 over HTTP/1.1
+ * and over HTTP/2, each with 1 KiB and 16 KiB buffers, each in a fresh
+ * process, and prints one table with the marginal cost per account between
+ * the N of a row and the one before.
  *
  * Target: at most 48 KiB RSS per waiting account, TLS included. A program,
  * not a test: it exits 1 when a run could not be measured, never fails a
@@ -48,15 +67,20 @@
 #include "net/httpc.h"
 #include "tls-fixture.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sodium.h>
@@ -66,6 +90,7 @@
 #include <string.h>
 #include <sys/queue.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -151,11 +176,37 @@ static int read_full(int fd, void *buf, size_t len)
 
 /* ---- the load responder (its own process) ------------------------------ */
 
+/* HTTP/1.1 runs on the tests' evhttp fixture; HTTP/2 on a listener of our
+ * own, with OpenSSL for TLS and ALPN and nghttp2's server session for the
+ * protocol. Both hand every complete request to judge() and hold Pings in
+ * the same list, so what the client side sees differs only in the wire
+ * protocol. */
+
+#define H2_DEFAULT_MAX_STREAMS 1000ul
+#define H2_BODY_MAX            (64u * 1024) /* a Ping is ~40 bytes */
+#define H2_OUTBUF_MAX          (64u * 1024) /* queued for TLS before nghttp2 waits */
+#define H2_BACKLOG             128          /* as evhttp's */
+#define OPT_VERSIONS           "12.1,14.0,14.1"
+#define OPT_COMMANDS           "Ping"
+#define REALM                  "Basic realm=\"bench\""
+
 struct held;
+struct h2_conn;
 
 struct responder {
 	struct event_base *base;
-	struct tfx_server *srv;
+	bool h2;
+	struct tfx_server *srv; /* HTTP/1.1 */
+	/* HTTP/2 */
+	SSL_CTX *ssl_ctx;
+	struct evconnlistener *listener;
+	nghttp2_session_callbacks *h2_cbs;
+	uint32_t max_streams; /* our SETTINGS_MAX_CONCURRENT_STREAMS */
+	struct h2_conn *conns;
+	size_t received;                     /* complete requests (HTTP/2) */
+	size_t accepted, open, streams_peak; /* connections; most streams on one */
+	size_t last_accepted, last_open, last_peak;
+
 	struct secret *seed;
 	uint8_t *ping_ok; /* WBXML <Ping><Status>1</Status></Ping> */
 	size_t ping_ok_len;
@@ -168,12 +219,42 @@ struct responder {
 	struct event *tick, *ctl_ev;
 };
 
+/* A request on an HTTP/2 stream, from its first HEADERS frame until the
+ * stream closes. */
+struct h2_stream {
+	struct h2_conn *c;
+	struct h2_stream *prev, *next;
+	int32_t id;
+	char method[16];
+	char uri[2048];
+	char auth[512]; /* Authorization: wiped when freed */
+	uint8_t *body;
+	size_t body_len, body_cap;
+	bool truncated; /* a field or the body did not fit: a bad request */
+	struct held *held;
+	const uint8_t *out; /* the response body (static), sent from out_off */
+	size_t out_len, out_off;
+};
+
+/* One TLS connection carrying HTTP/2. */
+struct h2_conn {
+	struct responder *r;
+	struct h2_conn *prev, *next;
+	struct bufferevent *bev;
+	nghttp2_session *sess; /* NULL until the TLS handshake is done */
+	struct h2_stream *streams;
+	size_t nstreams;
+	bool in_recv; /* inside nghttp2_session_mem_recv: no send, no free */
+};
+
 /* A Ping the responder holds until its heartbeat expires (or the client
- * side asks for all of them at once, to make the next round come). */
+ * side asks for all of them at once, to make the next round come): an
+ * evhttp request (HTTP/1.1) or a stream (HTTP/2). */
 struct held {
 	struct responder *r;
 	struct held *prev, *next;
 	struct evhttp_request *req;
+	struct h2_stream *stream;
 	struct event *timer;
 };
 
@@ -187,19 +268,30 @@ static void held_forget(struct held *h)
 	if (h->next != NULL)
 		h->next->prev = h->prev;
 	r->nheld--;
+	if (h->stream != NULL)
+		h->stream->held = NULL;
 	event_free(h->timer);
 	free(h);
 }
+
+static void h2_respond_ping(struct h2_stream *s);
 
 /* The heartbeat expired with nothing new: HTTP 200, Ping Status 1. */
 static void held_answer(struct held *h)
 {
 	static const char *const wbxml_headers[] = {"Content-Type: " WBXML_TYPE, NULL};
 	struct responder *r = h->r;
-	tfx_respond(r->srv, h->req,
-	            &(struct tfx_reply){
-	                .headers = wbxml_headers, .body = r->ping_ok, .body_len = r->ping_ok_len});
+	struct h2_stream *s = h->stream;
+	struct evhttp_request *req = h->req;
+	/* forgotten first: answering a stream can close its connection */
 	held_forget(h);
+	if (s != NULL)
+		h2_respond_ping(s);
+	else
+		tfx_respond(r->srv, req,
+		            &(struct tfx_reply){.headers = wbxml_headers,
+		                                .body = r->ping_ok,
+		                                .body_len = r->ping_ok_len});
 }
 
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -209,13 +301,15 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 	held_answer(arg);
 }
 
-static void hold(struct responder *r, struct evhttp_request *req, unsigned long hb)
+static void hold(struct responder *r, struct evhttp_request *req, struct h2_stream *s,
+                 unsigned long hb)
 {
 	struct held *h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		abort();
 	h->r = r;
 	h->req = req;
+	h->stream = s;
 	h->timer = evtimer_new(r->base, on_heartbeat, h);
 	if (h->timer == NULL)
 		abort();
@@ -226,6 +320,10 @@ static void hold(struct responder *r, struct evhttp_request *req, unsigned long 
 		r->held->prev = h;
 	r->held = h;
 	r->nheld++;
+	if (s != NULL) {
+		s->held = h;
+		return;
+	}
 	/* evhttp's 50 s default would close the held connection */
 	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
 	if (evcon != NULL)
@@ -283,62 +381,534 @@ static int ping_heartbeat(const uint8_t *body, size_t len, unsigned long *hb_r)
 	return ret;
 }
 
-static void tell_tls(struct responder *r, struct evhttp_request *req)
+/* Tells the client side, once, which TLS version and cipher the first
+ * connection got, and what ALPN chose: "h2", or none (HTTP/1.1). */
+static void tell_tls(struct responder *r, SSL *ssl)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	struct bufferevent *bev = evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
-	SSL *ssl = bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL;
-	if (ssl == NULL)
+	if (r->tls_told || ssl == NULL)
 		return;
-	dprintf(r->st_fd, "tls %s %s\n", SSL_get_version(ssl), SSL_get_cipher_name(ssl));
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
+	dprintf(r->st_fd, "tls %s %s, ALPN %.*s\n", SSL_get_version(ssl), SSL_get_cipher_name(ssl),
+	        alpn_len > 0 ? (int)alpn_len : 4, alpn_len > 0 ? (const char *)alpn : "none");
 	r->tls_told = true;
 }
+
+enum verdict { V_OPTIONS, V_REFUSED, V_BAD, V_HOLD };
+
+/* What the responder does with a complete request, either protocol: the
+ * OPTIONS answer, 401, 400, or hold it (a Ping, its heartbeat into hb_r).
+ * Counts refusals and bad requests. */
+static enum verdict judge(struct responder *r, const char *method, const char *uri,
+                          const char *auth, const uint8_t *body, size_t body_len, bool truncated,
+                          unsigned long *hb_r)
+{
+	struct evkeyvalq params;
+	TAILQ_INIT(&params);
+	enum verdict v = V_BAD;
+	const char *q = strchr(uri, '?');
+	if (truncated || evhttp_parse_query_str(q != NULL ? q + 1 : "", &params) < 0)
+		goto out;
+	/* OPTIONS goes to the bare URL; commands name the same user. */
+	char user[64];
+	const char *quser = evhttp_find_header(&params, "User");
+	if (!auth_ok(r, auth, user, sizeof(user)) ||
+	    (q != NULL && (quser == NULL || strcmp(quser, user) != 0))) {
+		v = V_REFUSED;
+		goto out;
+	}
+	if (strcmp(method, "OPTIONS") == 0) {
+		v = V_OPTIONS;
+		goto out;
+	}
+	const char *cmd = evhttp_find_header(&params, "Cmd");
+	if (strcmp(method, "POST") == 0 && cmd != NULL && strcmp(cmd, "Ping") == 0 &&
+	    evhttp_find_header(&params, "DeviceId") != NULL &&
+	    ping_heartbeat(body, body_len, hb_r) == 0)
+		v = V_HOLD;
+out:
+	evhttp_clear_headers(&params);
+	if (v == V_REFUSED)
+		r->refused++;
+	else if (v == V_BAD)
+		r->bad++;
+	return v;
+}
+
+/* ---- HTTP/1.1: tests/tls-fixture.c's evhttp server ---- */
 
 static void on_request(struct tfx_server *srv, struct evhttp_request *req,
                        const struct tfx_request *rec, void *arg)
 {
-	static const char *const options_headers[] = {"MS-ASProtocolVersions: 12.1,14.0,14.1",
-	                                              "MS-ASProtocolCommands: Ping", NULL};
-	static const char *const refused_headers[] = {"WWW-Authenticate: Basic realm=\"bench\"",
-	                                              NULL};
+	static const char *const options_headers[] = {"MS-ASProtocolVersions: " OPT_VERSIONS,
+	                                              "MS-ASProtocolCommands: " OPT_COMMANDS, NULL};
+	static const char *const refused_headers[] = {"WWW-Authenticate: " REALM, NULL};
 	struct responder *r = arg;
-	if (!r->tls_told)
-		tell_tls(r, req);
-	struct evkeyvalq params;
-	TAILQ_INIT(&params);
-	const char *q = strchr(rec->uri, '?');
-	if (rec->truncated || evhttp_parse_query_str(q != NULL ? q + 1 : "", &params) < 0) {
-		r->bad++;
-		tfx_respond(srv, req, &(struct tfx_reply){.status = 400});
-		goto out;
+	if (!r->tls_told) {
+		struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+		struct bufferevent *bev =
+		    evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+		tell_tls(r, bev != NULL ? bufferevent_openssl_get_ssl(bev) : NULL);
 	}
-	/* OPTIONS goes to the bare URL; commands name the same user. */
-	char user[64];
-	const char *quser = evhttp_find_header(&params, "User");
-	if (!auth_ok(r, tfx_request_header(rec, "Authorization"), user, sizeof(user)) ||
-	    (q != NULL && (quser == NULL || strcmp(quser, user) != 0))) {
-		r->refused++;
+	unsigned long hb = 0;
+	switch (judge(r, rec->method, rec->uri, tfx_request_header(rec, "Authorization"), rec->body,
+	              rec->body_len, rec->truncated, &hb)) {
+	case V_OPTIONS:
+		tfx_respond(srv, req, &(struct tfx_reply){.headers = options_headers});
+		break;
+	case V_REFUSED:
 		tfx_respond(srv, req,
 		            &(struct tfx_reply){.status = 401, .headers = refused_headers});
-		goto out;
+		break;
+	case V_HOLD: hold(r, req, NULL, hb); break;
+	case V_BAD:
+	default: tfx_respond(srv, req, &(struct tfx_reply){.status = 400}); break;
 	}
-	if (strcmp(rec->method, "OPTIONS") == 0) {
-		tfx_respond(srv, req, &(struct tfx_reply){.headers = options_headers});
-		goto out;
-	}
-	const char *cmd = evhttp_find_header(&params, "Cmd");
-	unsigned long hb;
-	if (strcmp(rec->method, "POST") != 0 || cmd == NULL || strcmp(cmd, "Ping") != 0 ||
-	    evhttp_find_header(&params, "DeviceId") == NULL ||
-	    ping_heartbeat(rec->body, rec->body_len, &hb) < 0) {
-		r->bad++;
-		tfx_respond(srv, req, &(struct tfx_reply){.status = 400});
-		goto out;
-	}
-	hold(r, req, hb);
-out:
-	evhttp_clear_headers(&params);
 }
+
+/* ---- HTTP/2: nghttp2 server sessions on TLS bufferevents ---- */
+
+/* A header field for nghttp2_submit_response(), which copies it. */
+#define NV(name, value)                                                                            \
+	{                                                                                          \
+		(uint8_t *)(name), (uint8_t *)(value), strlen(name), strlen(value),                \
+		    NGHTTP2_NV_FLAG_NONE                                                           \
+	}
+
+static void h2_stream_free(struct h2_stream *s)
+{
+	struct h2_conn *c = s->c;
+	if (s->held != NULL)
+		held_forget(s->held); /* the client reset it, or its connection went */
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		c->streams = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	c->nstreams--;
+	secmem_wipe(s->auth, sizeof(s->auth));
+	free(s->body);
+	free(s);
+}
+
+/* Closes the connection and forgets its streams, held Pings included
+ * (they leave the count the client side watches). */
+static void h2_conn_free(struct h2_conn *c)
+{
+	struct responder *r = c->r;
+	nghttp2_session_del(c->sess); /* calls no callback */
+	while (c->streams != NULL)
+		h2_stream_free(c->streams);
+	bufferevent_free(c->bev); /* BEV_OPT_CLOSE_ON_FREE: the socket and the SSL */
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		r->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	r->open--;
+	free(c);
+}
+
+/* Sends what the session has queued (into the TLS bufferevent); closes
+ * the connection on a session error, or when neither side has anything
+ * more to say (the client's GOAWAY). Not from inside nghttp2 callbacks. */
+static void h2_flush(struct h2_conn *c)
+{
+	if (nghttp2_session_send(c->sess) != 0) {
+		h2_conn_free(c);
+		return;
+	}
+	if (nghttp2_session_want_read(c->sess) == 0 && nghttp2_session_want_write(c->sess) == 0 &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		h2_conn_free(c);
+}
+
+static ssize_t h2_send_cb(nghttp2_session *sess, const uint8_t *data, size_t len, int flags,
+                          void *arg)
+{
+	(void)sess;
+	(void)flags;
+	struct h2_conn *c = arg;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	/* resumed from h2_on_write when the output has drained */
+	if (evbuffer_get_length(out) >= H2_OUTBUF_MAX)
+		return NGHTTP2_ERR_WOULDBLOCK;
+	if (evbuffer_add(out, data, len) < 0)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	return (ssize_t)len;
+}
+
+static ssize_t h2_read_body(nghttp2_session *sess, int32_t id, uint8_t *buf, size_t len,
+                            uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+	(void)sess;
+	(void)id;
+	(void)arg;
+	struct h2_stream *s = src->ptr;
+	size_t n = s->out_len - s->out_off;
+	if (n > len)
+		n = len;
+	memcpy(buf, s->out + s->out_off, n);
+	s->out_off += n;
+	if (s->out_off == s->out_len)
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
+/* Submits a response on s (body NULL: headers only, END_STREAM on them);
+ * sends it unless nghttp2 is reading, which sends after. s goes when its
+ * stream closes (h2_on_stream_close). */
+static void h2_respond(struct h2_stream *s, const nghttp2_nv *nv, size_t nvlen, const uint8_t *body,
+                       size_t body_len)
+{
+	struct h2_conn *c = s->c;
+	s->out = body;
+	s->out_len = body_len;
+	s->out_off = 0;
+	nghttp2_data_provider prd = {.source.ptr = s, .read_callback = h2_read_body};
+	int rv = nghttp2_submit_response(c->sess, s->id, nv, nvlen, body != NULL ? &prd : NULL);
+	if (rv != 0) {
+		/* only out of memory or misuse: the run cannot be trusted */
+		dprintf(c->r->st_fd, "error nghttp2_submit_response: %s\n", nghttp2_strerror(rv));
+		return;
+	}
+	if (!c->in_recv)
+		h2_flush(c);
+}
+
+static void h2_respond_ping(struct h2_stream *s)
+{
+	struct responder *r = s->c->r;
+	char len[24];
+	snprintf(len, sizeof(len), "%zu", r->ping_ok_len);
+	const nghttp2_nv nv[] = {NV(":status", "200"), NV("content-type", WBXML_TYPE),
+	                         NV("content-length", len)};
+	h2_respond(s, nv, sizeof(nv) / sizeof(nv[0]), r->ping_ok, r->ping_ok_len);
+}
+
+/* A complete request (END_STREAM seen): the same verdict as HTTP/1.1. */
+static void h2_request(struct h2_stream *s)
+{
+	struct responder *r = s->c->r;
+	r->received++;
+	unsigned long hb = 0;
+	switch (judge(r, s->method, s->uri, s->auth[0] != '\0' ? s->auth : NULL, s->body,
+	              s->body_len, s->truncated || s->method[0] == '\0' || s->uri[0] == '\0',
+	              &hb)) {
+	case V_OPTIONS: {
+		const nghttp2_nv nv[] = {NV(":status", "200"),
+		                         NV("ms-asprotocolversions", OPT_VERSIONS),
+		                         NV("ms-asprotocolcommands", OPT_COMMANDS)};
+		h2_respond(s, nv, sizeof(nv) / sizeof(nv[0]), NULL, 0);
+		break;
+	}
+	case V_REFUSED: {
+		const nghttp2_nv nv[] = {NV(":status", "401"), NV("www-authenticate", REALM)};
+		h2_respond(s, nv, sizeof(nv) / sizeof(nv[0]), NULL, 0);
+		break;
+	}
+	case V_HOLD: hold(r, NULL, s, hb); break;
+	case V_BAD:
+	default: {
+		const nghttp2_nv nv[] = {NV(":status", "400")};
+		h2_respond(s, nv, sizeof(nv) / sizeof(nv[0]), NULL, 0);
+		break;
+	}
+	}
+}
+
+static int h2_on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, void *arg)
+{
+	struct h2_conn *c = arg;
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct h2_stream *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		abort();
+	s->c = c;
+	s->id = frame->hd.stream_id;
+	if (nghttp2_session_set_stream_user_data(sess, s->id, s) != 0) {
+		free(s);
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	s->next = c->streams;
+	if (c->streams != NULL)
+		c->streams->prev = s;
+	c->streams = s;
+	c->nstreams++;
+	if (c->nstreams > c->r->streams_peak)
+		c->r->streams_peak = c->nstreams;
+	return 0;
+}
+
+static bool name_is(const uint8_t *name, size_t len, const char *want)
+{
+	return len == strlen(want) && memcmp(name, want, len) == 0;
+}
+
+/* Keeps the three fields judge() needs; nghttp2 has checked them (no NUL,
+ * CR or LF; names in lower case). */
+static int h2_on_header(nghttp2_session *sess, const nghttp2_frame *frame, const uint8_t *name,
+                        size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                        void *arg)
+{
+	(void)flags;
+	(void)arg;
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	struct h2_stream *s = nghttp2_session_get_stream_user_data(sess, frame->hd.stream_id);
+	if (s == NULL)
+		return 0;
+	char *dst;
+	size_t cap;
+	if (name_is(name, namelen, ":method")) {
+		dst = s->method;
+		cap = sizeof(s->method);
+	} else if (name_is(name, namelen, ":path")) {
+		dst = s->uri;
+		cap = sizeof(s->uri);
+	} else if (name_is(name, namelen, "authorization")) {
+		dst = s->auth;
+		cap = sizeof(s->auth);
+	} else {
+		return 0;
+	}
+	if (valuelen >= cap) {
+		s->truncated = true;
+		return 0;
+	}
+	memcpy(dst, value, valuelen);
+	dst[valuelen] = '\0';
+	return 0;
+}
+
+static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8_t *data,
+                      size_t len, void *arg)
+{
+	(void)flags;
+	(void)arg;
+	struct h2_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+	if (s == NULL)
+		return 0;
+	if (len > H2_BODY_MAX - s->body_len) {
+		s->truncated = true;
+		return 0;
+	}
+	if (s->body_len + len + 1 > s->body_cap) {
+		size_t cap = s->body_cap > 0 ? s->body_cap : 256;
+		while (cap < s->body_len + len + 1)
+			cap *= 2;
+		uint8_t *b = realloc(s->body, cap);
+		if (b == NULL)
+			abort();
+		s->body = b;
+		s->body_cap = cap;
+	}
+	memcpy(s->body + s->body_len, data, len);
+	s->body_len += len;
+	s->body[s->body_len] = '\0';
+	return 0;
+}
+
+static int h2_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, void *arg)
+{
+	(void)arg;
+	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
+	    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0)
+		return 0;
+	struct h2_stream *s = nghttp2_session_get_stream_user_data(sess, frame->hd.stream_id);
+	if (s != NULL)
+		h2_request(s);
+	return 0;
+}
+
+static int h2_on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_code, void *arg)
+{
+	(void)error_code;
+	(void)arg;
+	struct h2_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+	if (s != NULL)
+		h2_stream_free(s);
+	return 0;
+}
+
+static void h2_on_read(struct bufferevent *bev, void *arg)
+{
+	struct h2_conn *c = arg;
+	if (c->sess == NULL)
+		return; /* h2_start reads what came before it */
+	struct evbuffer *in = bufferevent_get_input(bev);
+	ssize_t rv = 0;
+	c->in_recv = true;
+	while (evbuffer_get_length(in) > 0) {
+		struct evbuffer_iovec v;
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1)
+			break;
+		rv = nghttp2_session_mem_recv(c->sess, v.iov_base, v.iov_len);
+		if (rv < 0)
+			break;
+		evbuffer_drain(in, (size_t)rv);
+		if ((size_t)rv < v.iov_len)
+			break; /* nghttp2 paused; we never ask it to */
+	}
+	c->in_recv = false;
+	if (rv < 0)
+		h2_conn_free(c); /* a protocol error, bad client preface included */
+	else
+		h2_flush(c);
+}
+
+static void h2_on_write(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	struct h2_conn *c = arg;
+	if (c->sess != NULL)
+		h2_flush(c);
+}
+
+/* The TLS handshake is done (ALPN chose h2, h2_alpn_select saw to that):
+ * the session starts with our SETTINGS. */
+static void h2_start(struct h2_conn *c)
+{
+	struct responder *r = c->r;
+	tell_tls(r, bufferevent_openssl_get_ssl(c->bev));
+	if (nghttp2_session_server_new(&c->sess, r->h2_cbs, c) != 0)
+		abort(); /* only out of memory */
+	const nghttp2_settings_entry iv[] = {
+	    {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, r->max_streams}};
+	int rv = nghttp2_submit_settings(c->sess, NGHTTP2_FLAG_NONE, iv, 1);
+	if (rv != 0) {
+		dprintf(r->st_fd, "error nghttp2_submit_settings: %s\n", nghttp2_strerror(rv));
+		h2_conn_free(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		h2_on_read(c->bev, c); /* flushes */
+	else
+		h2_flush(c);
+}
+
+static void h2_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)bev;
+	struct h2_conn *c = arg;
+	if ((what & BEV_EVENT_CONNECTED) != 0 && c->sess == NULL)
+		h2_start(c);
+	else if ((what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)) != 0)
+		h2_conn_free(c);
+}
+
+static void h2_on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                         int salen, void *arg)
+{
+	(void)l;
+	(void)sa;
+	(void)salen;
+	struct responder *r = arg;
+	SSL *ssl = SSL_new(r->ssl_ctx);
+	struct bufferevent *bev =
+	    ssl != NULL ? bufferevent_openssl_socket_new(
+	                      r->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE)
+	                : NULL;
+	if (bev == NULL)
+		abort(); /* only out of memory */
+	/* A client that closes without close_notify is an EOF, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	struct h2_conn *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		abort();
+	c->r = r;
+	c->bev = bev;
+	c->next = r->conns;
+	if (r->conns != NULL)
+		r->conns->prev = c;
+	r->conns = c;
+	r->accepted++;
+	r->open++;
+	bufferevent_setcb(bev, h2_on_read, h2_on_write, h2_on_event, c);
+	if (bufferevent_enable(bev, EV_READ | EV_WRITE) < 0)
+		h2_conn_free(c);
+}
+
+static void h2_on_accept_error(struct evconnlistener *l, void *arg)
+{
+	(void)l;
+	struct responder *r = arg;
+	/* EMFILE and the like: the client side's Pings would wait forever */
+	dprintf(r->st_fd, "error accept: %s\n", strerror(errno));
+}
+
+/* ALPN: h2 or nothing. A client that does not offer h2 would fall back to
+ * HTTP/1.1 and measure the wrong thing; the run fails instead. */
+static int h2_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned inlen, void *arg)
+{
+	(void)ssl;
+	struct responder *r = arg;
+	for (unsigned i = 0; i < inlen; i += 1u + in[i]) {
+		unsigned len = in[i];
+		if (len > inlen - i - 1)
+			break;
+		if (len == 2 && memcmp(in + i + 1, "h2", 2) == 0) {
+			*out = in + i + 1;
+			*outlen = 2;
+			return SSL_TLSEXT_ERR_OK;
+		}
+	}
+	dprintf(r->st_fd, "error a client did not offer h2 in ALPN\n");
+	return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+/* Listens on 127.0.0.1 (ephemeral port, into port_r): TLS 1.3 with the
+ * fixture's certificate, ALPN h2. */
+static int h2_listen(struct responder *r, const struct tfx_pki *pki, uint16_t *port_r)
+{
+	r->ssl_ctx = SSL_CTX_new(TLS_server_method());
+	if (r->ssl_ctx == NULL || SSL_CTX_set_min_proto_version(r->ssl_ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(r->ssl_ctx, pki->cert_file) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(r->ssl_ctx, pki->key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(r->ssl_ctx) != 1)
+		return HK_ERR_CRYPTO;
+	SSL_CTX_set_alpn_select_cb(r->ssl_ctx, h2_alpn_select, r);
+
+	if (nghttp2_session_callbacks_new(&r->h2_cbs) != 0)
+		abort();
+	nghttp2_session_callbacks_set_send_callback(r->h2_cbs, h2_send_cb);
+	nghttp2_session_callbacks_set_on_begin_headers_callback(r->h2_cbs, h2_on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(r->h2_cbs, h2_on_header);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(r->h2_cbs, h2_on_data);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(r->h2_cbs, h2_on_frame_recv);
+	nghttp2_session_callbacks_set_on_stream_close_callback(r->h2_cbs, h2_on_stream_close);
+
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	r->listener = evconnlistener_new_bind(r->base, h2_on_accept, r,
+	                                      LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+	                                      H2_BACKLOG, (struct sockaddr *)&sin, sizeof(sin));
+	if (r->listener == NULL)
+		return HK_ERR_IO;
+	evconnlistener_set_error_cb(r->listener, h2_on_accept_error);
+	struct sockaddr_in bound;
+	socklen_t blen = sizeof(bound);
+	if (getsockname(evconnlistener_get_fd(r->listener), (struct sockaddr *)&bound, &blen) < 0)
+		return HK_ERR_IO;
+	*port_r = ntohs(bound.sin_port);
+	return 0;
+}
+
+static void h2_stop(struct responder *r)
+{
+	while (r->conns != NULL)
+		h2_conn_free(r->conns);
+	if (r->listener != NULL)
+		evconnlistener_free(r->listener);
+	nghttp2_session_callbacks_del(r->h2_cbs);
+	SSL_CTX_free(r->ssl_ctx);
+}
+
+/* ---- both ---- */
 
 /* Reports what changed, at most every 50 ms. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -346,7 +916,16 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct responder *r = arg;
-	size_t held = r->nheld, count = tfx_server_count(r->srv);
+	size_t held = r->nheld, count = r->h2 ? r->received : tfx_server_count(r->srv);
+	if (r->h2 && (r->accepted != r->last_accepted || r->open != r->last_open ||
+	              r->streams_peak != r->last_peak)) {
+		if (dprintf(r->st_fd, "conns accepted %zu open %zu peak %zu\n", r->accepted,
+		            r->open, r->streams_peak) < 0)
+			event_base_loopbreak(r->base);
+		r->last_accepted = r->accepted;
+		r->last_open = r->open;
+		r->last_peak = r->streams_peak;
+	}
 	if (held == r->last_held && count == r->last_count && r->refused == r->last_refused &&
 	    r->bad == r->last_bad)
 		return;
@@ -378,9 +957,12 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 			held_answer(r->held);
 }
 
-static int responder_main(const char *dir, int ctl_fd, int st_fd)
+/* The responder process: HTTP/2 when h2, else HTTP/1.1; max_streams is
+ * HTTP/2's SETTINGS_MAX_CONCURRENT_STREAMS. */
+static int responder_main(const char *dir, int ctl_fd, int st_fd, bool h2,
+                          unsigned long max_streams)
 {
-	struct responder r = {.st_fd = st_fd};
+	struct responder r = {.st_fd = st_fd, .h2 = h2, .max_streams = (uint32_t)max_streams};
 	struct tfx_pki pki;
 	const char *err = NULL;
 	int ret = tfx_pki_create(dir, &pki);
@@ -405,9 +987,18 @@ static int responder_main(const char *dir, int ctl_fd, int st_fd)
 	r.base = event_base_new();
 	if (r.base == NULL)
 		abort();
-	struct tfx_server_opts opts = {
-	    .cert_file = pki.cert_file, .key_file = pki.key_file, .handler = on_request, .ctx = &r};
-	ret = tfx_server_new(r.base, &opts, &r.srv);
+	uint16_t port = 0;
+	if (h2) {
+		ret = h2_listen(&r, &pki, &port);
+	} else {
+		struct tfx_server_opts opts = {.cert_file = pki.cert_file,
+		                               .key_file = pki.key_file,
+		                               .handler = on_request,
+		                               .ctx = &r};
+		ret = tfx_server_new(r.base, &opts, &r.srv);
+		if (ret == 0)
+			port = tfx_server_port(r.srv);
+	}
 	if (ret < 0) {
 		dprintf(st_fd, "error cannot start the server: %s\n", hk_strerror(ret));
 		goto out;
@@ -421,7 +1012,7 @@ static int responder_main(const char *dir, int ctl_fd, int st_fd)
 	struct timeval tv = {0, 50000};
 	event_add(r.tick, &tv);
 	event_add(r.ctl_ev, NULL);
-	dprintf(st_fd, "port %u\n", tfx_server_port(r.srv));
+	dprintf(st_fd, "port %u\n", port);
 	event_base_dispatch(r.base);
 out:
 	while (r.held != NULL)
@@ -431,6 +1022,8 @@ out:
 	if (r.ctl_ev != NULL)
 		event_free(r.ctl_ev);
 	tfx_server_free(&r.srv);
+	if (h2)
+		h2_stop(&r);
 	event_base_free(r.base);
 	free(r.ping_ok);
 	secret_free(&r.seed);
@@ -447,6 +1040,7 @@ struct mem {
 	long locked_kib;    /* VmLck: mlock()ed, the guarded secrets among it */
 	long threads;
 	long fds;
+	long sockets; /* of the descriptors: TCP connections, and curl's wakeup pair */
 };
 
 static long field_kib(const char *line, const char *name)
@@ -495,8 +1089,14 @@ static void mem_read(struct mem *m)
 	m->wipe_blocks = wipealloc_live_blocks();
 	DIR *d = opendir("/proc/self/fd");
 	if (d != NULL) {
-		while (readdir(d) != NULL)
+		const struct dirent *de;
+		char target[64];
+		while ((de = readdir(d)) != NULL) {
 			m->fds++;
+			ssize_t n = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
+			if (n > 0 && (size_t)n >= 7 && memcmp(target, "socket:", 7) == 0)
+				m->sockets++;
+		}
 		closedir(d);
 		m->fds -= 3; /* ".", "..", and the directory's own descriptor */
 	}
@@ -521,6 +1121,8 @@ struct bench {
 	long buffer;
 	unsigned heartbeat;
 	long settle_ms;
+	bool h2;                   /* the responder speaks HTTP/2 */
+	unsigned long max_streams; /* its SETTINGS_MAX_CONCURRENT_STREAMS */
 
 	enum phase phase;
 	struct event_base *base;
@@ -530,6 +1132,9 @@ struct bench {
 	struct account *acc;
 	unsigned long started, held, received, refused, bad;
 	unsigned long cycle, answered; /* rounds done; answers in this round */
+	/* HTTP/2 responder: connections accepted, open, most streams on one */
+	unsigned long conns_accepted, conns_open, streams_peak;
+	unsigned long answers_h1, answers_h2; /* Ping answers by HTTP version */
 	char url[128];
 	char ca_file[TFX_PATH_MAX];
 	char tls[128];
@@ -575,6 +1180,17 @@ static void on_ping(struct eas_response *resp, void *ctx)
 		     resp->error != NULL ? resp->error : "no error text");
 		return;
 	}
+	/* The version curl used, not the one asked for: a client that fell
+	 * back to HTTP/1.1 would measure the wrong thing. */
+	if (resp->http_version != (b->h2 ? 2 : 1)) {
+		fail(b, "a Ping was answered over HTTP/%d, not HTTP/%s", resp->http_version,
+		     b->h2 ? "2" : "1.1");
+		return;
+	}
+	if (resp->http_version == 2)
+		b->answers_h2++;
+	else
+		b->answers_h1++;
 	b->answered++;
 	/* what the relay does: the next Ping at once */
 	int ret = eas_client_ping(a->client, b->ping_req, b->heartbeat, on_ping, a);
@@ -594,7 +1210,8 @@ static void start_more(struct bench *b)
 		                                .username = user,
 		                                .device_id = device,
 		                                .ca_file = b->ca_file,
-		                                .ping_buffer_size = b->buffer};
+		                                .ping_buffer_size = b->buffer,
+		                                .http2 = b->h2};
 		struct secret *pw = account_password(b->seed, i);
 		const char *err = NULL;
 		int ret = eas_client_new(b->http, &cfg, pw, &b->acc[i].client, &err);
@@ -666,8 +1283,29 @@ static void check_progress(struct bench *b)
 	}
 }
 
+/* "<key0><v0><key1><v1>..." with decimal values, as the responder writes
+ * its status lines. */
+static int parse_fields(const char *line, const char *const *keys, size_t n, unsigned long *v)
+{
+	const char *p = line;
+	for (size_t k = 0; k < n; k++) {
+		size_t kl = strlen(keys[k]);
+		char *end;
+		if (strncmp(p, keys[k], kl) != 0)
+			return -1;
+		errno = 0;
+		v[k] = strtoul(p + kl, &end, 10);
+		if (errno != 0 || end == p + kl)
+			return -1;
+		p = end;
+	}
+	return *p == '\0' ? 0 : -1;
+}
+
 static void status_line(struct bench *b, const char *line)
 {
+	static const char *const held_keys[] = {"held ", " received ", " refused ", " bad "};
+	static const char *const conns_keys[] = {"conns accepted ", " open ", " peak "};
 	if (strncmp(line, "port ", 5) == 0 && b->phase == WAIT_PORT) {
 		unsigned long port;
 		if (parse_ulong(line + 5, 1, 65535, &port) < 0) {
@@ -682,15 +1320,9 @@ static void status_line(struct bench *b, const char *line)
 		check_progress(b);
 	} else if (strncmp(line, "held ", 5) == 0) {
 		unsigned long v[4];
-		char *p = (char *)(uintptr_t)line;
-		const char *keys[4] = {"held ", " received ", " refused ", " bad "};
-		for (int k = 0; k < 4; k++) {
-			size_t kl = strlen(keys[k]);
-			if (strncmp(p, keys[k], kl) != 0) {
-				fail(b, "bad status line from the responder: %s", line);
-				return;
-			}
-			v[k] = strtoul(p + kl, &p, 10);
+		if (parse_fields(line, held_keys, 4, v) < 0) {
+			fail(b, "bad status line from the responder: %s", line);
+			return;
 		}
 		b->held = v[0];
 		b->received = v[1];
@@ -702,6 +1334,15 @@ static void status_line(struct bench *b, const char *line)
 			return;
 		}
 		check_progress(b);
+	} else if (strncmp(line, "conns ", 6) == 0) {
+		unsigned long v[3];
+		if (parse_fields(line, conns_keys, 3, v) < 0) {
+			fail(b, "bad status line from the responder: %s", line);
+			return;
+		}
+		b->conns_accepted = v[0];
+		b->conns_open = v[1];
+		b->streams_peak = v[2];
 	} else if (strncmp(line, "tls ", 4) == 0) {
 		snprintf(b->tls, sizeof(b->tls), "%s", line + 4);
 	} else if (strncmp(line, "error ", 6) == 0) {
@@ -756,7 +1397,8 @@ static struct eas_node *ping_request(unsigned heartbeat)
 	return root;
 }
 
-static pid_t spawn_responder(const char *self, const char *dir, int *ctl_w, int *st_r)
+static pid_t spawn_responder(const char *self, const char *dir, bool h2, unsigned long max_streams,
+                             int *ctl_w, int *st_r)
 {
 	int ctl[2], st[2];
 	if (pipe2(ctl, O_CLOEXEC) < 0 || pipe2(st, O_CLOEXEC) < 0)
@@ -767,12 +1409,14 @@ static pid_t spawn_responder(const char *self, const char *dir, int *ctl_w, int 
 		die("fork: %s", strerror(errno));
 	if (pid == 0) {
 		/* only these two survive exec */
-		char a[16], c[16];
+		char a[16], c[16], ms[24];
 		snprintf(a, sizeof(a), "%d", ctl[0]);
 		snprintf(c, sizeof(c), "%d", st[1]);
+		snprintf(ms, sizeof(ms), "%lu", max_streams);
 		if (fcntl(ctl[0], F_SETFD, 0) < 0 || fcntl(st[1], F_SETFD, 0) < 0)
 			_exit(127);
-		execl(self, self, "--responder", dir, a, c, (char *)NULL);
+		execl(self, self, "--responder", dir, a, c, h2 ? "h2" : "http/1.1", ms,
+		      (char *)NULL);
 		_exit(127);
 	}
 	close(ctl[0]);
@@ -795,9 +1439,9 @@ static void remove_pki(const char *dir)
 }
 
 struct opts {
-	unsigned long accounts, window, heartbeat, buffer, cycles;
+	unsigned long accounts, window, heartbeat, buffer, cycles, max_streams;
 	long settle_ms;
-	bool all;
+	bool all, h2;
 };
 
 static void raise_nofile(rlim_t *before_r, rlim_t *after_r, rlim_t *hard_r)
@@ -850,8 +1494,14 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 	printf("command: %s\n", cmdline);
 	printf("bench-ping: %lu accounts waiting in Ping, curl receive buffer %ld B, "
 	       "HeartbeatInterval %u s, window %lu, settle %ld ms, %lu re-Ping rounds\n",
-	       b->n, b->buffer > 0 ? b->buffer : 4096, b->heartbeat, b->window, b->settle_ms,
+	       b->n, b->buffer > 0 ? b->buffer : 1024, b->heartbeat, b->window, b->settle_ms,
 	       b->cycles);
+	if (b->h2)
+		printf("responder speaks HTTP/2 (ALPN h2 only, SETTINGS_MAX_CONCURRENT_STREAMS "
+		       "%lu)\n",
+		       b->max_streams);
+	else
+		printf("responder speaks HTTP/1.1 (evhttp, no ALPN)\n");
 	printf("responder: pid %ld, %s, %s, server certificate verified against the run's CA\n",
 	       (long)pid, b->url[0] != '\0' ? b->url : "(no port)",
 	       b->tls[0] != '\0' ? b->tls : "(TLS version not reported)");
@@ -872,8 +1522,20 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 		snprintf(mlock_max, sizeof(mlock_max), "%llu KiB",
 		         (unsigned long long)ml.rlim_cur / 1024);
 	printf("client process while waiting: %ld descriptors, %ld threads, %ld KiB locked "
-	       "(baseline %ld KiB, RLIMIT_MEMLOCK %s)\n\n",
+	       "(baseline %ld KiB, RLIMIT_MEMLOCK %s)\n",
 	       mc->fds, mc->threads, mc->locked_kib, m0->locked_kib, mlock_max);
+	/* One per account over HTTP/1.1; over HTTP/2, N / (streams per connection). */
+	long conns = mc->sockets - m0->sockets;
+	printf("client: %lu Ping answers over HTTP/2, %lu over HTTP/1.1 (curl's "
+	       "CURLINFO_HTTP_VERSION)\n",
+	       b->answers_h2, b->answers_h1);
+	printf("connections: %ld (the client's sockets while waiting, over the baseline's)", conns);
+	if (b->h2)
+		printf("; the responder has %lu open, accepted %lu, at most %lu streams on one "
+		       "(%.1f Pings per connection)",
+		       b->conns_open, b->conns_accepted, b->streams_peak,
+		       b->conns_open > 0 ? (double)b->n / (double)b->conns_open : 0.0);
+	printf("\n\n");
 
 	printf("| %-26s | %9s | %9s | %13s | %11s | %10s | %10s |\n", "KiB", "RSS", "Pss",
 	       "Private_Dirty", "heap in use", "heap total", "wipe blocks");
@@ -902,13 +1564,14 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 	       TARGET_KIB, (first <= TARGET_KIB && last <= TARGET_KIB) ? "met" : "MISSED", first,
 	       last);
 	printf("RESULT accounts=%lu buffer=%ld rss=%ld pd=%ld heap=%.0f rss_last=%ld "
-	       "pd_last=%ld heap_last=%.0f rss_trim=%ld held_ms=%.0f\n",
-	       b->n, b->buffer > 0 ? b->buffer : 4096, m1->rss_kib - m0->rss_kib,
+	       "pd_last=%ld heap_last=%.0f rss_trim=%ld held_ms=%.0f http=%d conns=%ld\n",
+	       b->n, b->buffer > 0 ? b->buffer : 1024, m1->rss_kib - m0->rss_kib,
 	       m1->private_dirty_kib - m0->private_dirty_kib,
 	       ((double)m1->heap_used - (double)m0->heap_used) / 1024.0, mc->rss_kib - m0->rss_kib,
 	       mc->private_dirty_kib - m0->private_dirty_kib,
 	       ((double)mc->heap_used - (double)m0->heap_used) / 1024.0,
-	       b->trimmed.rss_kib - m0->rss_kib, (b->t_held - b->t0) * 1000.0);
+	       b->trimmed.rss_kib - m0->rss_kib, (b->t_held - b->t0) * 1000.0, b->h2 ? 2 : 1,
+	       conns);
 }
 
 static int run_one(const struct opts *o, const char *self, const char *cmdline)
@@ -927,12 +1590,14 @@ static int run_one(const struct opts *o, const char *self, const char *cmdline)
 	                  .buffer = (long)o->buffer,
 	                  .heartbeat = (unsigned)o->heartbeat,
 	                  .settle_ms = o->settle_ms,
+	                  .h2 = o->h2,
+	                  .max_streams = o->max_streams,
 	                  .phase = WAIT_PORT};
 	char dir[] = "/tmp/bench-ping.XXXXXX";
 	if (mkdtemp(dir) == NULL)
 		die("mkdtemp: %s", strerror(errno));
 	snprintf(b.ca_file, sizeof(b.ca_file), "%s/ca.pem", dir);
-	pid_t pid = spawn_responder(self, dir, &b.ctl_fd, &b.st_fd);
+	pid_t pid = spawn_responder(self, dir, b.h2, b.max_streams, &b.ctl_fd, &b.st_fd);
 	b.seed = secret_random(SEED_LEN);
 	if (write(b.ctl_fd, secret_cbytes(b.seed), SEED_LEN) != SEED_LEN)
 		die("cannot hand the seed to the responder");
@@ -983,20 +1648,22 @@ static int run_one(const struct opts *o, const char *self, const char *cmdline)
 struct result {
 	unsigned long accounts;
 	long buffer;
-	long rss, pd, heap, rss_last, pd_last, heap_last, rss_trim, held_ms;
+	bool h2;
+	long rss, pd, heap, rss_last, pd_last, heap_last, rss_trim, held_ms, conns;
 	bool ok;
 };
 
-static void run_case(const char *self, const struct opts *o, unsigned long n, long buffer,
+static void run_case(const char *self, const struct opts *o, unsigned long n, long buffer, bool h2,
                      struct result *r)
 {
-	char sn[24], sb[24], sh[24], sw[24], ss[24], sc[24];
+	char sn[24], sb[24], sh[24], sw[24], ss[24], sc[24], sm[24];
 	snprintf(sn, sizeof(sn), "%lu", n);
 	snprintf(sb, sizeof(sb), "%ld", buffer);
 	snprintf(sh, sizeof(sh), "%lu", o->heartbeat);
 	snprintf(sw, sizeof(sw), "%lu", o->window);
 	snprintf(ss, sizeof(ss), "%ld", o->settle_ms);
 	snprintf(sc, sizeof(sc), "%lu", o->cycles);
+	snprintf(sm, sizeof(sm), "%lu", o->max_streams);
 	int out[2];
 	if (pipe2(out, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
@@ -1007,14 +1674,17 @@ static void run_case(const char *self, const struct opts *o, unsigned long n, lo
 	if (pid == 0) {
 		if (dup2(out[1], STDOUT_FILENO) < 0)
 			_exit(127);
+		/* "--h2" last: "--max-streams" is harmless without it */
 		execl(self, self, "--accounts", sn, "--buffer", sb, "--heartbeat", sh, "--window",
-		      sw, "--settle", ss, "--rounds", sc, (char *)NULL);
+		      sw, "--settle", ss, "--rounds", sc, "--max-streams", sm,
+		      h2 ? "--h2" : (char *)NULL, (char *)NULL);
 		_exit(127);
 	}
 	close(out[1]);
 	memset(r, 0, sizeof(*r));
 	r->accounts = n;
 	r->buffer = buffer;
+	r->h2 = h2;
 	FILE *f = fdopen(out[0], "r");
 	if (f == NULL)
 		die("fdopen: %s", strerror(errno));
@@ -1024,16 +1694,17 @@ static void run_case(const char *self, const struct opts *o, unsigned long n, lo
 		fputs(line, stdout);
 		unsigned long acc;
 		long buf;
+		int http;
 		double heap, heap_last, held;
 		if (sscanf(line,
 		           "RESULT accounts=%lu buffer=%ld rss=%ld pd=%ld heap=%lf rss_last=%ld "
-		           "pd_last=%ld heap_last=%lf rss_trim=%ld held_ms=%lf",
+		           "pd_last=%ld heap_last=%lf rss_trim=%ld held_ms=%lf http=%d conns=%ld",
 		           &acc, &buf, &r->rss, &r->pd, &heap, &r->rss_last, &r->pd_last,
-		           &heap_last, &r->rss_trim, &held) == 10) {
+		           &heap_last, &r->rss_trim, &held, &http, &r->conns) == 12) {
 			r->heap = (long)heap;
 			r->heap_last = (long)heap_last;
 			r->held_ms = (long)held;
-			r->ok = true;
+			r->ok = http == (h2 ? 2 : 1);
 		}
 	}
 	fclose(f);
@@ -1044,59 +1715,70 @@ static void run_case(const char *self, const struct opts *o, unsigned long n, lo
 	fflush(stdout);
 }
 
+/* HTTP/1.1 and HTTP/2, each with curl's receive buffer at the client's
+ * 1 KiB and curl's default 16 KiB, each at N = 100, 1000, 2000. */
 static int run_all(const struct opts *o, const char *self, const char *cmdline)
 {
 	static const unsigned long ns[] = {100, 1000, 2000};
-	static const long bufs[] = {4096, 16384};
-	enum { NN = sizeof(ns) / sizeof(ns[0]), NB = sizeof(bufs) / sizeof(bufs[0]) };
-	struct result res[NB][NN];
+	static const struct {
+		bool h2;
+		long buffer;
+	} groups[] = {{false, 1024}, {false, 16384}, {true, 1024}, {true, 16384}};
+	enum { NN = sizeof(ns) / sizeof(ns[0]), NG = sizeof(groups) / sizeof(groups[0]) };
+	struct result res[NG][NN];
 	rlim_t before, after, hard;
 	raise_nofile(&before, &after, &hard);
 	printf("command: %s\n", cmdline);
 	printf("RLIMIT_NOFILE: soft %llu -> %llu (hard %llu), inherited by every case\n\n",
 	       (unsigned long long)before, (unsigned long long)after, (unsigned long long)hard);
-	for (size_t bi = 0; bi < NB; bi++)
+	for (size_t gi = 0; gi < NG; gi++)
 		for (size_t ni = 0; ni < NN; ni++) {
-			memset(&res[bi][ni], 0, sizeof(res[bi][ni]));
+			memset(&res[gi][ni], 0, sizeof(res[gi][ni]));
 			if (after < ns[ni] + FD_SLACK) {
 				printf("skipping %lu accounts: RLIMIT_NOFILE %llu is too low\n",
 				       ns[ni], (unsigned long long)after);
 				continue;
 			}
-			printf("-- %lu accounts, buffer %ld B\n", ns[ni], bufs[bi]);
-			run_case(self, o, ns[ni], bufs[bi], &res[bi][ni]);
+			printf("-- %lu accounts, %s, buffer %ld B\n", ns[ni],
+			       groups[gi].h2 ? "HTTP/2" : "HTTP/1.1", groups[gi].buffer);
+			run_case(self, o, ns[ni], groups[gi].buffer, groups[gi].h2, &res[gi][ni]);
 		}
 	printf("\nKiB per waiting account (RSS growth over the baseline / N); marginal: "
 	       "between this N and the one above; after %lu rounds: every Ping answered and "
-	       "sent again %lu times\n\n",
-	       o->cycles, o->cycles);
-	printf("| accounts | curl buffer | RSS | Private_Dirty | heap in use | marginal RSS | "
-	       "RSS after %lu rounds | heap in use after %lu rounds | RSS trimmed | "
-	       "all held after s |\n",
-	       o->cycles, o->cycles);
-	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	       "sent again %lu times; connections: the client's sockets; HTTP/2 responder: "
+	       "SETTINGS_MAX_CONCURRENT_STREAMS %lu\n\n",
+	       o->cycles, o->cycles, o->max_streams);
+	printf(
+	    "| accounts | HTTP | curl buffer | connections | RSS | Private_Dirty | heap in use | "
+	    "marginal RSS | RSS after %lu rounds | heap in use after %lu rounds | "
+	    "RSS trimmed | all held after s |\n",
+	    o->cycles, o->cycles);
+	printf("| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+	       "---: |\n");
 	int failed = 0;
-	for (size_t bi = 0; bi < NB; bi++)
+	for (size_t gi = 0; gi < NG; gi++)
 		for (size_t ni = 0; ni < NN; ni++) {
-			const struct result *r = &res[bi][ni];
+			const struct result *r = &res[gi][ni];
+			const char *http = groups[gi].h2 ? "2" : "1.1";
 			if (!r->ok) {
-				printf("| %lu | %ld | failed or skipped | | | | | | | |\n", ns[ni],
-				       bufs[bi]);
+				printf("| %lu | %s | %ld | failed or skipped | | | | | | | | |\n",
+				       ns[ni], http, groups[gi].buffer);
 				failed = 1;
 				continue;
 			}
 			char marginal[32] = "";
-			if (ni > 0 && res[bi][ni - 1].ok)
+			if (ni > 0 && res[gi][ni - 1].ok)
 				snprintf(marginal, sizeof(marginal), "%.1f",
-				         (double)(r->rss - res[bi][ni - 1].rss) /
-				             (double)(r->accounts - res[bi][ni - 1].accounts));
+				         (double)(r->rss - res[gi][ni - 1].rss) /
+				             (double)(r->accounts - res[gi][ni - 1].accounts));
 			double n = (double)r->accounts;
-			printf(
-			    "| %lu | %ld | %.1f | %.1f | %.1f | %s | %.1f | %.1f | %.1f | %.2f |\n",
-			    r->accounts, r->buffer, (double)r->rss / n, (double)r->pd / n,
-			    (double)r->heap / n, marginal, (double)r->rss_last / n,
-			    (double)r->heap_last / n, (double)r->rss_trim / n,
-			    (double)r->held_ms / 1000.0);
+			printf("| %lu | %s | %ld | %ld | %.1f | %.1f | %.1f | %s | %.1f | %.1f | "
+			       "%.1f | "
+			       "%.2f |\n",
+			       r->accounts, http, r->buffer, r->conns, (double)r->rss / n,
+			       (double)r->pd / n, (double)r->heap / n, marginal,
+			       (double)r->rss_last / n, (double)r->heap_last / n,
+			       (double)r->rss_trim / n, (double)r->held_ms / 1000.0);
 		}
 	printf("\ntarget: <= %.0f KiB RSS per waiting account, TLS included\n", TARGET_KIB);
 	return failed;
@@ -1104,11 +1786,11 @@ static int run_all(const struct opts *o, const char *self, const char *cmdline)
 
 static void usage(void)
 {
-	fprintf(
-	    stderr,
-	    "usage: bench-ping [--accounts N] [--buffer BYTES] [--heartbeat S] [--window W] "
-	    "[--settle MS] [--rounds R]\n"
-	    "       bench-ping --all [--heartbeat S] [--window W] [--settle MS] [--rounds R]\n");
+	fprintf(stderr,
+	        "usage: bench-ping [--h2 [--max-streams M]] [--accounts N] [--buffer BYTES] "
+	        "[--heartbeat S] [--window W] [--settle MS] [--rounds R]\n"
+	        "       bench-ping --all [--max-streams M] [--heartbeat S] [--window W] "
+	        "[--settle MS] [--rounds R]\n");
 	exit(2);
 }
 
@@ -1116,12 +1798,15 @@ int main(int argc, char **argv)
 {
 	if (secmem_init() < 0)
 		die("secmem_init failed");
-	if (argc == 5 && strcmp(argv[1], "--responder") == 0) {
-		unsigned long ctl, st;
+	if (argc == 7 && strcmp(argv[1], "--responder") == 0) {
+		unsigned long ctl, st, ms;
+		bool h2 = strcmp(argv[5], "h2") == 0;
 		if (parse_ulong(argv[3], 0, 1 << 20, &ctl) < 0 ||
-		    parse_ulong(argv[4], 0, 1 << 20, &st) < 0)
+		    parse_ulong(argv[4], 0, 1 << 20, &st) < 0 ||
+		    (!h2 && strcmp(argv[5], "http/1.1") != 0) ||
+		    parse_ulong(argv[6], 1, INT32_MAX, &ms) < 0)
 			usage();
-		return responder_main(argv[2], (int)ctl, (int)st);
+		return responder_main(argv[2], (int)ctl, (int)st, h2, ms);
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct opts o = {.accounts = DEFAULT_ACCOUNTS,
@@ -1129,12 +1814,17 @@ int main(int argc, char **argv)
 	                 .heartbeat = DEFAULT_HEARTBEAT,
 	                 .buffer = 0,
 	                 .cycles = DEFAULT_ROUNDS,
+	                 .max_streams = H2_DEFAULT_MAX_STREAMS,
 	                 .settle_ms = DEFAULT_SETTLE_MS};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		unsigned long v;
 		if (strcmp(a, "--all") == 0) {
 			o.all = true;
+			continue;
+		}
+		if (strcmp(a, "--h2") == 0) {
+			o.h2 = true;
 			continue;
 		}
 		if (i + 1 >= argc)
@@ -1153,9 +1843,13 @@ int main(int argc, char **argv)
 			o.cycles = v;
 		else if (strcmp(a, "--settle") == 0 && parse_ulong(val, 0, 600000, &v) == 0)
 			o.settle_ms = (long)v;
+		else if (strcmp(a, "--max-streams") == 0 && parse_ulong(val, 1, INT32_MAX, &v) == 0)
+			o.max_streams = v; /* RFC 9113: up to 2^31 - 1 */
 		else
 			usage();
 	}
+	if (o.all && o.h2)
+		usage(); /* --all has HTTP/2 rows of its own */
 	/* The path to exec: /proc/self/exe itself would not survive valgrind. */
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -7,7 +7,7 @@ set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
   libssl-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev libevent-dev
-  libwbxml2-dev libxml2-dev libjansson-dev libpq-dev sqlite3 curl openssl)
+  libwbxml2-dev libxml2-dev libjansson-dev libpq-dev libnghttp2-dev sqlite3 curl openssl)
 TEST_PKGS=(clang libclang-rt-dev valgrind libwbxml2-utils python3 procps iproute2)
 
 want=("${BUILD_PKGS[@]}")

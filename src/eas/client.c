@@ -111,7 +111,11 @@ int eas_client_new(struct httpc *http, const struct eas_client_config *cfg,
 		abort();
 	c->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : EAS_DEFAULT_TIMEOUT_MS;
 	c->body_max = cfg->body_max;
-	c->ping_buffer_size = cfg->ping_buffer_size > 0 ? cfg->ping_buffer_size : 4096;
+	/* curl keeps a receive buffer for the whole of a Ping, which waits for
+	 * minutes and gets a few hundred bytes back: 1 KiB (curl's minimum)
+	 * saves 3 KiB per waiting account over 4 KiB (bench/RESULTS.md);
+	 * longer answers just take more reads */
+	c->ping_buffer_size = cfg->ping_buffer_size > 0 ? cfg->ping_buffer_size : 1024;
 	c->http2 = cfg->http2;
 	c->auth = eas_basic_auth(cfg->username, password);
 	*client_r = c;

@@ -46,7 +46,7 @@ struct eas_client_config {
 	const char *ca_file;   /* PEM CA bundle, or NULL for the system's */
 	long timeout_ms;       /* per command except Ping; 0: EAS_DEFAULT_TIMEOUT_MS */
 	size_t body_max;       /* largest response accepted; 0: httpc's default */
-	long ping_buffer_size; /* curl receive buffer for Pings; 0: 4 KiB */
+	long ping_buffer_size; /* curl receive buffer for Pings; 0: 1 KiB */
 	bool http2;            /* HTTP/2 when the server offers it (net/httpc.h) */
 };
 

@@ -227,6 +227,13 @@ static void finish(struct httpc_call *c, CURLcode rc)
 	r.elapsed_ms = (long)(hk_clock_mono(hk_clock_real()) - c->started_ms);
 
 	call_unlink(c);
+	/* curl's state for the transfer goes before the callback, which often
+	 * starts the next one (a Ping answered, the next Ping): the new handle
+	 * then reuses this one's memory instead of both being held at once.
+	 * The response points only into c (body, headers, errbuf). */
+	curl_multi_remove_handle(c->h->multi, c->easy);
+	curl_easy_cleanup(c->easy);
+	c->easy = NULL;
 	c->cb(&r, c->ctx);
 	call_free(c);
 }
