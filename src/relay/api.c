@@ -40,7 +40,7 @@ struct api {
 	/* limits.max_connections: open TLS connections, counted from accept
 	 * (make_ssl_bev) to SSL_free (on_ssl_free); at the limit the listener
 	 * stops accepting and new connections wait in the kernel's backlog */
-	size_t connections;
+	struct conn_count *count;
 	bool paused;
 	int64_t warned_ms; /* monotonic */
 };
@@ -436,9 +436,25 @@ static void on_request(struct evhttp_request *req, void *arg)
 
 /* ---- server ---------------------------------------------------------- */
 
-/* The SSL ex_data slot that ties each connection's SSL to its api: its
- * free callback runs when libevent frees the connection (SSL_free). */
+/* The SSL ex_data slot that ties each connection's SSL to its api's
+ * count: its free callback runs when libevent frees the connection
+ * (SSL_free). libevent may free a connection after evhttp_free has
+ * returned (bufferevents are finalized from the loop), so the SSL holds a
+ * reference to the count, not to the api, and the api detaches from the
+ * count when it goes. */
 static int conn_slot = -1;
+
+struct conn_count {
+	struct api *api; /* NULL once the api is freed */
+	size_t open;	 /* connections of the api */
+	size_t refs;	 /* the api's + one per SSL */
+};
+
+static void count_unref(struct conn_count *cc)
+{
+	if (--cc->refs == 0)
+		free(cc);
+}
 
 static void set_paused(struct api *api, bool paused)
 {
@@ -456,7 +472,7 @@ static void set_paused(struct api *api, bool paused)
 		api->warned_ms = now;
 		log_warn("api: %zu connections (limits.max_connections): new ones wait until "
 			 "one closes",
-			 api->connections);
+			 api->count->open);
 	} else {
 		log_debug("api: %s accepting connections", paused ? "paused" : "resumed");
 	}
@@ -470,32 +486,37 @@ static void on_ssl_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, lo
 	(void)idx;
 	(void)argl;
 	(void)argp;
-	struct api *api = ptr;
-	if (api == NULL)
+	struct conn_count *cc = ptr;
+	if (cc == NULL)
 		return;
-	api->connections--;
-	if (api->paused && api->connections < api->cfg.max_connections)
+	cc->open--;
+	struct api *api = cc->api;
+	if (api != NULL && api->paused && cc->open < api->cfg.max_connections)
 		set_paused(api, false);
+	count_unref(cc);
 }
 
 static struct bufferevent *make_ssl_bev(struct event_base *base, void *arg)
 {
 	struct api *api = arg;
+	struct conn_count *cc = api->count;
 	SSL *ssl = SSL_new(api->cfg.ssl_ctx);
 	if (ssl == NULL)
 		return NULL;
-	if (SSL_set_ex_data(ssl, conn_slot, api) != 1) {
+	if (SSL_set_ex_data(ssl, conn_slot, cc) != 1) {
 		SSL_free(ssl);
 		return NULL;
 	}
-	/* from here SSL_free, wherever it happens, counts the connection out */
-	api->connections++;
+	/* from here SSL_free, wherever and whenever it happens, counts the
+	 * connection out */
+	cc->refs++;
+	cc->open++;
 	struct bufferevent *bev =
 		bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
 					       BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL)
 		SSL_free(ssl);
-	else if (api->cfg.max_connections > 0 && api->connections >= api->cfg.max_connections)
+	else if (api->cfg.max_connections > 0 && cc->open >= api->cfg.max_connections)
 		set_paused(api, true);
 	return bev;
 }
@@ -537,10 +558,15 @@ int api_start(const struct api_config *cfg, struct api **api_r, const char **err
 	if (api == NULL)
 		abort();
 	api->cfg = *cfg;
+	api->count = calloc(1, sizeof(*api->count));
+	if (api->count == NULL)
+		abort();
+	api->count->api = api;
+	api->count->refs = 1;
 	api->http = evhttp_new(cfg->base);
 	if (api->http == NULL) {
 		*error_r = "cannot create the HTTP server";
-		free(api);
+		api_free(&api);
 		return HK_ERR_NOMEM;
 	}
 	evhttp_set_max_body_size(api->http, cfg->max_body > 0 ? cfg->max_body : 65536);
@@ -576,7 +602,7 @@ int api_start(const struct api_config *cfg, struct api **api_r, const char **err
 
 size_t api_connections(const struct api *api)
 {
-	return api->connections;
+	return api->count->open;
 }
 
 uint16_t api_port(const struct api *api)
@@ -608,10 +634,10 @@ void api_free(struct api **ap)
 		pending_unlink(p);
 		free(p);
 	}
-	/* evhttp_free frees the listener before the connections: their
-	 * on_ssl_free must not resume it */
-	api->cfg.max_connections = 0;
-	api->paused = false;
+	/* evhttp_free frees the listener before the connections, and libevent
+	 * may free some of those only later: their on_ssl_free must find no api */
+	api->count->api = NULL;
+	count_unref(api->count);
 	if (api->http != NULL)
 		evhttp_free(api->http);
 	ratelimit_free(&api->reg_rl);
