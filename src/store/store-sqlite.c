@@ -289,9 +289,6 @@ struct sq_store {
 	struct store store;
 	sqlite3 *db;
 	sqlite3_stmt *stmts[SQ_STMT_COUNT];
-	/* The first failed bind since the statement was fetched; the step
-	 * that follows reports it instead of running. */
-	int bind_rc;
 	store_step_hook_fn *hook;
 	void *hook_ctx;
 };
@@ -357,88 +354,106 @@ static int sq_malformed(struct sq_store *st, const char *what, const char **erro
 
 /* ---- statements ---- */
 
-static int sq_prepare(struct sq_store *st, enum sq_stmt_id id, sqlite3_stmt **stmt_r,
-		      const char **error_r)
+/* One parameter of a cached statement. Every statement numbers its
+ * parameters ?1, ?2, ... and is run with an ARGS() list of them in that
+ * order. Text and blobs are borrowed: the helpers below reset the statement,
+ * which drops them, before they return. */
+enum sq_arg_type {
+	SQ_ARG_END, /* closes the list */
+	SQ_ARG_TEXT,
+	SQ_ARG_TEXT_OPT, /* "" (or NULL) is stored as NULL */
+	SQ_ARG_BLOB,
+	SQ_ARG_INT,
+	SQ_ARG_TIME_OPT, /* a time of 0 ("never") is stored as NULL */
+};
+
+struct sq_arg {
+	enum sq_arg_type type;
+	const char *text;
+	const void *blob;
+	size_t len;
+	int64_t num;
+};
+
+#define ARG_TEXT(s) {.type = SQ_ARG_TEXT, .text = (s)}
+#define ARG_TEXT_OPT(s) {.type = SQ_ARG_TEXT_OPT, .text = (s)}
+#define ARG_BLOB(p, n) {.type = SQ_ARG_BLOB, .blob = (p), .len = (n)}
+#define ARG_INT(v) {.type = SQ_ARG_INT, .num = (v)}
+#define ARG_TIME_OPT(v) {.type = SQ_ARG_TIME_OPT, .num = (v)}
+/* The parameters of one run of a statement, ?1 first. */
+#define ARGS(...) ((const struct sq_arg[]){__VA_ARGS__, {.type = SQ_ARG_END}})
+#define NO_ARGS ((const struct sq_arg[]){{.type = SQ_ARG_END}})
+
+static int sq_prepare(struct sq_store *st, enum sq_stmt_id id, const char **error_r)
 {
 	if (st->stmts[id] == NULL &&
 	    sqlite3_prepare_v3(st->db, sq_sql[id].sql, -1, SQLITE_PREPARE_PERSISTENT,
 			       &st->stmts[id], NULL) != SQLITE_OK)
 		return store_error(&st->store, HK_ERR_STORE, error_r, "prepare %s: %s",
 				   sq_sql[id].what, sqlite3_errmsg(st->db));
-	st->bind_rc = SQLITE_OK;
-	*stmt_r = st->stmts[id];
 	return 0;
 }
 
-/* Fetches the statement for id, ready to bind. Each fetch is one step for
- * the step hook, which may veto it. */
-static int sq_stmt(struct sq_store *st, enum sq_stmt_id id, sqlite3_stmt **stmt_r,
-		   const char **error_r)
-{
-	if (st->hook != NULL) {
-		int ret = st->hook(st->hook_ctx);
-		if (ret < 0)
-			return store_error(&st->store, ret, error_r, "%s: %s", sq_sql[id].what,
-					   hk_strerror(ret));
-	}
-	return sq_prepare(st, id, stmt_r, error_r);
-}
-
-static void sq_reset(struct sq_store *st, sqlite3_stmt *stmt)
+static void sq_reset(sqlite3_stmt *stmt)
 {
 	sqlite3_reset(stmt);
 	/* Drop the borrowed pointers to the caller's strings and blobs. */
 	sqlite3_clear_bindings(stmt);
-	st->bind_rc = SQLITE_OK;
 }
 
-static void sq_bound(struct sq_store *st, int rc)
+/* Binds arg as parameter i; returns an SQLite result code. */
+static int sq_bind(sqlite3_stmt *stmt, int i, const struct sq_arg *arg)
 {
-	if (rc != SQLITE_OK && st->bind_rc == SQLITE_OK)
-		st->bind_rc = rc;
+	switch (arg->type) {
+	case SQ_ARG_TEXT:
+		return sqlite3_bind_text(stmt, i, arg->text, -1, SQLITE_STATIC);
+	case SQ_ARG_TEXT_OPT:
+		if (arg->text == NULL || arg->text[0] == '\0')
+			return sqlite3_bind_null(stmt, i);
+		return sqlite3_bind_text(stmt, i, arg->text, -1, SQLITE_STATIC);
+	case SQ_ARG_BLOB:
+		return sqlite3_bind_blob64(stmt, i, arg->blob, arg->len, SQLITE_STATIC);
+	case SQ_ARG_INT:
+		return sqlite3_bind_int64(stmt, i, arg->num);
+	case SQ_ARG_TIME_OPT:
+		if (arg->num == 0)
+			return sqlite3_bind_null(stmt, i);
+		return sqlite3_bind_int64(stmt, i, arg->num);
+	case SQ_ARG_END:
+	default:
+		return SQLITE_MISUSE;
+	}
 }
 
-/* Binds borrow: the statement is reset before the caller's memory goes. */
-static void bind_text(struct sq_store *st, sqlite3_stmt *stmt, int i, const char *s)
+/* Fetches the statement for id with args bound, ready to step. Each fetch
+ * is one step for the step hook, which may veto it before anything is
+ * prepared or bound. A failed bind leaves the statement reset. */
+static int sq_stmt(struct sq_store *st, enum sq_stmt_id id, const struct sq_arg *args,
+		   sqlite3_stmt **stmt_r, const char **error_r)
 {
-	sq_bound(st, sqlite3_bind_text(stmt, i, s, -1, SQLITE_STATIC));
-}
-
-/* "" is stored as NULL. */
-static void bind_text_opt(struct sq_store *st, sqlite3_stmt *stmt, int i, const char *s)
-{
-	if (s == NULL || s[0] == '\0')
-		sq_bound(st, sqlite3_bind_null(stmt, i));
-	else
-		bind_text(st, stmt, i, s);
-}
-
-static void bind_blob(struct sq_store *st, sqlite3_stmt *stmt, int i, const void *p, size_t n)
-{
-	sq_bound(st, sqlite3_bind_blob64(stmt, i, p, n, SQLITE_STATIC));
-}
-
-static void bind_int(struct sq_store *st, sqlite3_stmt *stmt, int i, int64_t v)
-{
-	sq_bound(st, sqlite3_bind_int64(stmt, i, v));
-}
-
-/* A time of 0 ("never") is stored as NULL. */
-static void bind_time_opt(struct sq_store *st, sqlite3_stmt *stmt, int i, int64_t v)
-{
-	if (v == 0)
-		sq_bound(st, sqlite3_bind_null(stmt, i));
-	else
-		bind_int(st, stmt, i, v);
+	int ret;
+	if (st->hook != NULL && (ret = st->hook(st->hook_ctx)) < 0)
+		return store_error(&st->store, ret, error_r, "%s: %s", sq_sql[id].what,
+				   hk_strerror(ret));
+	if ((ret = sq_prepare(st, id, error_r)) < 0)
+		return ret;
+	sqlite3_stmt *stmt = st->stmts[id];
+	for (int i = 0; args[i].type != SQ_ARG_END; i++) {
+		int rc = sq_bind(stmt, i + 1, &args[i]);
+		if (rc != SQLITE_OK) {
+			sq_reset(stmt);
+			return store_error(&st->store, sq_code(rc), error_r, "%s: bind: %s",
+					   sq_sql[id].what, sqlite3_errstr(rc));
+		}
+	}
+	*stmt_r = stmt;
+	return 0;
 }
 
 /* Steps a query: 1 with a row, 0 when done, < 0 on error. The caller
  * resets the statement. */
 static int sq_next(struct sq_store *st, sqlite3_stmt *stmt, const char **error_r)
 {
-	if (st->bind_rc != SQLITE_OK)
-		return store_error(&st->store, sq_code(st->bind_rc), error_r, "%s: bind: %s",
-				   sq_what(st, stmt), sqlite3_errstr(st->bind_rc));
 	int rc = sqlite3_step(stmt);
 	if (rc == SQLITE_ROW)
 		return 1;
@@ -447,18 +462,40 @@ static int sq_next(struct sq_store *st, sqlite3_stmt *stmt, const char **error_r
 	return sq_fail(st, stmt, rc, error_r);
 }
 
-/* Runs a statement to completion and resets it; *changes_r (may be NULL)
- * gets the rows it changed. */
-static int sq_run(struct sq_store *st, sqlite3_stmt *stmt, int64_t *changes_r,
-		  const char **error_r)
+/* Runs statement id with args to completion and resets it; *changes_r
+ * (may be NULL) gets the rows it changed. */
+static int sq_run(struct sq_store *st, enum sq_stmt_id id, const struct sq_arg *args,
+		  int64_t *changes_r, const char **error_r)
 {
-	int ret;
+	sqlite3_stmt *stmt;
+	int ret = sq_stmt(st, id, args, &stmt, error_r);
+	if (ret < 0)
+		return ret;
 	while ((ret = sq_next(st, stmt, error_r)) == 1)
 		;
 	if (ret == 0 && changes_r != NULL)
 		*changes_r = sqlite3_changes64(st->db);
-	sq_reset(st, stmt);
+	sq_reset(stmt);
 	return ret;
+}
+
+/* For writes that must touch a row: 0 rows changed is HK_ERR_NOT_FOUND. */
+static int expect_row(struct sq_store *st, int ret, int64_t changes, const char *what,
+		      const char **error_r)
+{
+	if (ret == 0 && changes == 0)
+		return sq_not_found(st, what, error_r);
+	return ret;
+}
+
+/* sq_run() for a write that must touch a row: none is HK_ERR_NOT_FOUND,
+ * "<what> not found". */
+static int sq_run_row(struct sq_store *st, enum sq_stmt_id id, const struct sq_arg *args,
+		      const char *what, const char **error_r)
+{
+	int64_t changes = 0;
+	int ret = sq_run(st, id, args, &changes, error_r);
+	return expect_row(st, ret, changes, what, error_r);
 }
 
 /* ---- reading columns ---- */
@@ -693,6 +730,88 @@ static int read_stats(struct sq_store *st, sqlite3_stmt *stmt, void *row, const 
 	return 0;
 }
 
+/* row: int64_t * (may be NULL), set to the first column: the value of an
+ * INSERT or UPDATE ... RETURNING. */
+static int read_int64(struct sq_store *st, sqlite3_stmt *stmt, void *row, const char **error_r)
+{
+	int64_t *value_r = row;
+	(void)st;
+	(void)error_r;
+	if (value_r != NULL)
+		*value_r = sqlite3_column_int64(stmt, 0);
+	return 0;
+}
+
+/* ---- stepping through rows ---- */
+
+/* Called by sq_each() for each row, with the ctx given there: returns 0 for
+ * the next row, 1 to stop without stepping again, < 0 on error. */
+typedef int row_fn(struct sq_store *st, sqlite3_stmt *stmt, void *ctx, const char **error_r);
+
+/* Runs the query id with args, calling fn for each row until the rows end
+ * or fn stops or fails; resets the statement. Returns 0 or the first
+ * error. */
+static int sq_each(struct sq_store *st, enum sq_stmt_id id, const struct sq_arg *args,
+		   row_fn *fn, void *ctx, const char **error_r)
+{
+	sqlite3_stmt *stmt;
+	int ret = sq_stmt(st, id, args, &stmt, error_r);
+	if (ret < 0)
+		return ret;
+	while ((ret = sq_next(st, stmt, error_r)) == 1 && (ret = fn(st, stmt, ctx, error_r)) == 0)
+		;
+	sq_reset(stmt);
+	return ret < 0 ? ret : 0;
+}
+
+/* ctx: bool *, set when there is a row. */
+static int note_row(struct sq_store *st, sqlite3_stmt *stmt, void *ctx, const char **error_r)
+{
+	bool *found = ctx;
+	(void)st;
+	(void)stmt;
+	(void)error_r;
+	*found = true;
+	return 1;
+}
+
+/* Runs the query id with args: 1 if it returns a row, 0 if none, < 0 on
+ * error. */
+static int sq_exists(struct sq_store *st, enum sq_stmt_id id, const struct sq_arg *args,
+		     const char **error_r)
+{
+	bool found = false;
+	int ret = sq_each(st, id, args, note_row, &found, error_r);
+	return ret < 0 ? ret : found;
+}
+
+/* What sq_get_one() reads its row with, and whether there was one. */
+struct one_row {
+	read_row_fn *read;
+	void *row;
+	bool found;
+};
+
+static int read_first(struct sq_store *st, sqlite3_stmt *stmt, void *ctx, const char **error_r)
+{
+	struct one_row *one = ctx;
+	int ret = one->read(st, stmt, one->row, error_r);
+	one->found = true;
+	return ret < 0 ? ret : 1;
+}
+
+/* Runs the query id with args, expected to return at most one row, read
+ * into row with read(). No row is HK_ERR_NOT_FOUND, "<what> not found". */
+static int sq_get_one(struct sq_store *st, enum sq_stmt_id id, const struct sq_arg *args,
+		      read_row_fn *read, void *row, const char *what, const char **error_r)
+{
+	struct one_row one = {read, row, false};
+	int ret = sq_each(st, id, args, read_first, &one, error_r);
+	if (ret == 0 && !one.found)
+		ret = sq_not_found(st, what, error_r);
+	return ret;
+}
+
 /* Makes room for element n of a growing array. */
 static void *grow(void *array, size_t n, size_t *cap, size_t size)
 {
@@ -712,45 +831,43 @@ static int list_full(struct sq_store *st, sqlite3_stmt *stmt, size_t n, const ch
 			   sq_what(st, stmt), STORE_UNPAGED_MAX);
 }
 
-/* Steps a bound query to the end, reading each row with read() into a new
- * array of elements of size bytes; resets the statement. *array_r is NULL
- * when there are no rows. On failure nothing is returned. */
-static int sq_collect(struct sq_store *st, sqlite3_stmt *stmt, size_t size, read_row_fn *read,
-		      void **array_r, size_t *count_r, const char **error_r)
+/* A growing array of fixed-size rows, each read with read. */
+struct collect {
+	size_t size;
+	read_row_fn *read;
+	uint8_t *array;
+	size_t n, cap;
+};
+
+static int collect_row(struct sq_store *st, sqlite3_stmt *stmt, void *ctx, const char **error_r)
 {
-	uint8_t *array = NULL;
-	size_t n = 0, cap = 0;
+	struct collect *c = ctx;
 	int ret;
-	while ((ret = sq_next(st, stmt, error_r)) == 1) {
-		if ((ret = list_full(st, stmt, n, error_r)) < 0)
-			break;
-		array = grow(array, n, &cap, size);
-		if ((ret = read(st, stmt, array + n * size, error_r)) < 0)
-			break;
-		n++;
-	}
-	sq_reset(st, stmt);
-	if (ret < 0) {
-		free(array);
+	if ((ret = list_full(st, stmt, c->n, error_r)) < 0)
 		return ret;
-	}
-	*array_r = array;
-	*count_r = n;
+	c->array = grow(c->array, c->n, &c->cap, c->size);
+	if ((ret = c->read(st, stmt, c->array + c->n * c->size, error_r)) < 0)
+		return ret;
+	c->n++;
 	return 0;
 }
 
-/* Steps a bound query expected to return at most one row, read with
- * read(); resets the statement. No row is HK_ERR_NOT_FOUND. */
-static int sq_get_one(struct sq_store *st, sqlite3_stmt *stmt, read_row_fn *read, void *row,
-		      const char *what, const char **error_r)
+/* Runs the query id with args to the end, reading each row with read()
+ * into a new array of elements of size bytes. *array_r is NULL when there
+ * are no rows. On failure nothing is returned. */
+static int sq_collect(struct sq_store *st, enum sq_stmt_id id, const struct sq_arg *args,
+		      size_t size, read_row_fn *read, void **array_r, size_t *count_r,
+		      const char **error_r)
 {
-	int ret = sq_next(st, stmt, error_r);
-	if (ret == 1)
-		ret = read(st, stmt, row, error_r);
-	else if (ret == 0)
-		ret = sq_not_found(st, what, error_r);
-	sq_reset(st, stmt);
-	return ret;
+	struct collect c = {.size = size, .read = read};
+	int ret = sq_each(st, id, args, collect_row, &c, error_r);
+	if (ret < 0) {
+		free(c.array);
+		return ret;
+	}
+	*array_r = c.array;
+	*count_r = c.n;
+	return 0;
 }
 
 /* ---- transactions ---- */
@@ -794,13 +911,11 @@ static void sq_restore_durability(struct sq_store *st, enum sq_durability durabi
 
 static int sq_begin(struct sq_store *st, enum sq_durability durability, const char **error_r)
 {
-	sqlite3_stmt *stmt;
 	int ret;
 	if (durability == SQ_DURABLE && sq_set_durability(st, SQ_DURABLE) != SQLITE_OK)
 		return store_error(&st->store, HK_ERR_STORE, error_r, "set synchronous=FULL: %s",
 				   sqlite3_errmsg(st->db));
-	if ((ret = sq_stmt(st, SQ_BEGIN, &stmt, error_r)) < 0 ||
-	    (ret = sq_run(st, stmt, NULL, error_r)) < 0) {
+	if ((ret = sq_run(st, SQ_BEGIN, NO_ARGS, NULL, error_r)) < 0) {
 		sq_restore_durability(st, durability);
 		return ret;
 	}
@@ -812,9 +927,8 @@ static int sq_begin(struct sq_store *st, enum sq_durability durability, const ch
 static int sq_finish(struct sq_store *st, int ret, enum sq_durability durability,
 		     const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	if (ret == 0 && (ret = sq_stmt(st, SQ_COMMIT, &stmt, error_r)) == 0)
-		ret = sq_run(st, stmt, NULL, error_r);
+	if (ret == 0)
+		ret = sq_run(st, SQ_COMMIT, NO_ARGS, NULL, error_r);
 	if (ret < 0)
 		sq_rollback(st);
 	sq_restore_durability(st, durability);
@@ -1040,56 +1154,14 @@ static void sq_set_step_hook(struct store *store, store_step_hook_fn *hook, void
 
 /* ---- shared write helpers ---- */
 
-/* Runs a statement whose only parameter (?1) is a text key. */
-static int run_keyed(struct sq_store *st, enum sq_stmt_id id, const char *key,
-		     int64_t *changes_r, const char **error_r)
-{
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, id, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, key);
-	return sq_run(st, stmt, changes_r, error_r);
-}
-
-/* For writes that must touch a row: 0 rows changed is HK_ERR_NOT_FOUND. */
-static int expect_row(struct sq_store *st, int ret, int64_t changes, const char *what,
-		      const char **error_r)
-{
-	if (ret == 0 && changes == 0)
-		return sq_not_found(st, what, error_r);
-	return ret;
-}
-
-/* Steps a bound INSERT ... RETURNING id and resets it. */
-static int run_returning(struct sq_store *st, sqlite3_stmt *stmt, int64_t *value_r,
-			 const char *what, const char **error_r)
-{
-	int ret = sq_next(st, stmt, error_r);
-	if (ret == 1) {
-		if (value_r != NULL)
-			*value_r = sqlite3_column_int64(stmt, 0);
-		ret = 0;
-	} else if (ret == 0) {
-		ret = sq_not_found(st, what, error_r);
-	}
-	sq_reset(st, stmt);
-	return ret;
-}
-
 static int insert_audit(struct sq_store *st, const struct store_audit *e, int64_t *id_r,
 			const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_AUDIT_INSERT, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_int(st, stmt, 1, e->time_ms);
-	bind_text(st, stmt, 2, store_audit_event_name(e->event));
-	bind_text_opt(st, stmt, 3, e->account_id);
-	bind_text_opt(st, stmt, 4, e->device);
-	bind_text(st, stmt, 5, e->detail);
-	return run_returning(st, stmt, id_r, "audit id", error_r);
+	return sq_get_one(st, SQ_AUDIT_INSERT,
+			  ARGS(ARG_INT(e->time_ms), ARG_TEXT(store_audit_event_name(e->event)),
+			       ARG_TEXT_OPT(e->account_id), ARG_TEXT_OPT(e->device),
+			       ARG_TEXT(e->detail)),
+			  read_int64, id_r, "audit id", error_r);
 }
 
 /* Bumps the account's change counter inside the caller's transaction;
@@ -1097,12 +1169,19 @@ static int insert_audit(struct sq_store *st, const struct store_audit *e, int64_
 static int bump_change(struct sq_store *st, const char *account_id, int64_t *change_r,
 		       const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_ACCOUNT_BUMP, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	return run_returning(st, stmt, change_r, "account", error_r);
+	return sq_get_one(st, SQ_ACCOUNT_BUMP, ARGS(ARG_TEXT(account_id)), read_int64, change_r,
+			  "account", error_r);
+}
+
+/* sq_finish() for the cache writes: on success *change_r (may be NULL)
+ * gets change, the account's change counter. */
+static int finish_change(struct sq_store *st, int ret, int64_t change, int64_t *change_r,
+			 const char **error_r)
+{
+	ret = sq_finish(st, ret, SQ_NORMAL, error_r);
+	if (ret == 0 && change_r != NULL)
+		*change_r = change;
+	return ret;
 }
 
 /* ---- accounts ---- */
@@ -1112,64 +1191,46 @@ static int sq_account_create(struct store *store, const struct store_account *a,
 			     const struct store_audit *audit, const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	int ret;
 
 	if ((ret = sq_begin(st, SQ_DURABLE, error_r)) < 0)
 		return ret;
 
 	/* One account per registration of a device with a mail account. */
-	if ((ret = sq_stmt(st, SQ_ACCOUNT_DUPLICATE, &stmt, error_r)) < 0)
-		goto out;
-	bind_text(st, stmt, 1, a->server_url);
-	bind_text(st, stmt, 2, a->username);
-	bind_text(st, stmt, 3, d->eas_device_id);
-	ret = sq_next(st, stmt, error_r);
-	sq_reset(st, stmt);
+	ret = sq_exists(st, SQ_ACCOUNT_DUPLICATE,
+			ARGS(ARG_TEXT(a->server_url), ARG_TEXT(a->username),
+			     ARG_TEXT(d->eas_device_id)),
+			error_r);
 	if (ret == 1)
 		ret = store_error(store, HK_ERR_EXISTS, error_r,
 				  "this device is already registered for this user");
 	if (ret < 0)
 		goto out;
 
-	if ((ret = sq_stmt(st, SQ_ACCOUNT_INSERT, &stmt, error_r)) < 0)
+	if ((ret = sq_run(st, SQ_ACCOUNT_INSERT,
+			  ARGS(ARG_TEXT(a->id), ARG_TEXT(a->server_url), ARG_TEXT(a->username),
+			       ARG_TEXT_OPT(a->email), ARG_BLOB(a->salt, sizeof(a->salt)),
+			       ARG_TEXT(store_account_state_name(a->state)),
+			       ARG_INT(a->created_ms), ARG_INT(a->last_activity_ms),
+			       ARG_TIME_OPT(a->flushed_ms), ARG_INT(a->change_counter),
+			       ARG_TEXT(a->folder_sync_key)),
+			  NULL, error_r)) < 0)
 		goto out;
-	bind_text(st, stmt, 1, a->id);
-	bind_text(st, stmt, 2, a->server_url);
-	bind_text(st, stmt, 3, a->username);
-	bind_text_opt(st, stmt, 4, a->email);
-	bind_blob(st, stmt, 5, a->salt, sizeof(a->salt));
-	bind_text(st, stmt, 6, store_account_state_name(a->state));
-	bind_int(st, stmt, 7, a->created_ms);
-	bind_int(st, stmt, 8, a->last_activity_ms);
-	bind_time_opt(st, stmt, 9, a->flushed_ms);
-	bind_int(st, stmt, 10, a->change_counter);
-	bind_text(st, stmt, 11, a->folder_sync_key);
-	if ((ret = sq_run(st, stmt, NULL, error_r)) < 0)
+	if ((ret = sq_run(st, SQ_DEVICE_INSERT,
+			  ARGS(ARG_TEXT(d->id), ARG_TEXT(d->account_id),
+			       ARG_TEXT(d->eas_device_id), ARG_TEXT(d->device_type),
+			       ARG_TEXT(d->user_agent),
+			       ARG_BLOB(d->token_hash, sizeof(d->token_hash)),
+			       ARG_INT(d->created_ms), ARG_INT(d->last_seen_ms),
+			       ARG_TIME_OPT(d->tombstoned_ms)),
+			  NULL, error_r)) < 0)
 		goto out;
-
-	if ((ret = sq_stmt(st, SQ_DEVICE_INSERT, &stmt, error_r)) < 0)
-		goto out;
-	bind_text(st, stmt, 1, d->id);
-	bind_text(st, stmt, 2, d->account_id);
-	bind_text(st, stmt, 3, d->eas_device_id);
-	bind_text(st, stmt, 4, d->device_type);
-	bind_text(st, stmt, 5, d->user_agent);
-	bind_blob(st, stmt, 6, d->token_hash, sizeof(d->token_hash));
-	bind_int(st, stmt, 7, d->created_ms);
-	bind_int(st, stmt, 8, d->last_seen_ms);
-	bind_time_opt(st, stmt, 9, d->tombstoned_ms);
-	if ((ret = sq_run(st, stmt, NULL, error_r)) < 0)
-		goto out;
-
-	if ((ret = sq_stmt(st, SQ_ENVELOPE_INSERT, &stmt, error_r)) < 0)
-		goto out;
-	bind_text(st, stmt, 1, d->id);
-	bind_int(st, stmt, 2, e->key_id);
-	bind_blob(st, stmt, 3, e->credential, e->credential_len);
-	bind_blob(st, stmt, 4, e->wrapped_dek, e->wrapped_dek_len);
-	bind_int(st, stmt, 5, e->updated_ms);
-	if ((ret = sq_run(st, stmt, NULL, error_r)) < 0)
+	if ((ret = sq_run(st, SQ_ENVELOPE_INSERT,
+			  ARGS(ARG_TEXT(d->id), ARG_INT(e->key_id),
+			       ARG_BLOB(e->credential, e->credential_len),
+			       ARG_BLOB(e->wrapped_dek, e->wrapped_dek_len),
+			       ARG_INT(e->updated_ms)),
+			  NULL, error_r)) < 0)
 		goto out;
 
 	if (audit != NULL)
@@ -1181,44 +1242,26 @@ out:
 static int sq_account_get(struct store *store, const char *id, struct store_account *account_r,
 			  const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_ACCOUNT_GET, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, id);
-	return sq_get_one(st, stmt, read_account, account_r, "account", error_r);
+	return sq_get_one(sq(store), SQ_ACCOUNT_GET, ARGS(ARG_TEXT(id)), read_account, account_r,
+			  "account", error_r);
 }
 
 static int sq_account_find(struct store *store, const char *server_url, const char *username,
 			   const char *eas_device_id, struct store_account *account_r,
 			   const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_ACCOUNT_FIND, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, server_url);
-	bind_text(st, stmt, 2, username);
-	bind_text(st, stmt, 3, eas_device_id);
-	return sq_get_one(st, stmt, read_account, account_r, "account", error_r);
+	return sq_get_one(sq(store), SQ_ACCOUNT_FIND,
+			  ARGS(ARG_TEXT(server_url), ARG_TEXT(username), ARG_TEXT(eas_device_id)),
+			  read_account, account_r, "account", error_r);
 }
 
 static int sq_account_list(struct store *store, const char *after_id, unsigned limit,
 			   struct store_account_entry **entries_r, size_t *count_r,
 			   const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	void *entries;
-	int ret = sq_stmt(st, SQ_ACCOUNT_LIST, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, after_id);
-	bind_int(st, stmt, 2, limit);
-	ret = sq_collect(st, stmt, sizeof(**entries_r), read_account_entry, &entries, count_r,
-			 error_r);
+	int ret = sq_collect(sq(store), SQ_ACCOUNT_LIST, ARGS(ARG_TEXT(after_id), ARG_INT(limit)),
+			     sizeof(**entries_r), read_account_entry, &entries, count_r, error_r);
 	if (ret == 0)
 		*entries_r = entries;
 	return ret;
@@ -1228,19 +1271,13 @@ static int sq_account_set_state(struct store *store, const char *id,
 				enum store_account_state state, int64_t now_ms,
 				const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_ACCOUNT_SET_STATE, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, id);
-	bind_text(st, stmt, 2, store_account_state_name(state));
 	/* Flushed stamps the time; active clears it; the others keep it. */
-	bind_time_opt(st, stmt, 3, state == STORE_ACCOUNT_FLUSHED ? now_ms : 0);
-	bind_int(st, stmt, 4, state == STORE_ACCOUNT_FLUSHED || state == STORE_ACCOUNT_ACTIVE);
-	ret = sq_run(st, stmt, &changes, error_r);
-	return expect_row(st, ret, changes, "account", error_r);
+	return sq_run_row(sq(store), SQ_ACCOUNT_SET_STATE,
+			  ARGS(ARG_TEXT(id), ARG_TEXT(store_account_state_name(state)),
+			       ARG_TIME_OPT(state == STORE_ACCOUNT_FLUSHED ? now_ms : 0),
+			       ARG_INT(state == STORE_ACCOUNT_FLUSHED ||
+				       state == STORE_ACCOUNT_ACTIVE)),
+			  "account", error_r);
 }
 
 /* Deletes one account and appends audit (may be NULL), in one durable
@@ -1253,7 +1290,6 @@ static int delete_account(struct sq_store *st, const char *id, bool purge,
 			  int64_t inactive_before_ms, const struct store_audit *audit,
 			  bool *deleted_r, const char **error_r)
 {
-	sqlite3_stmt *stmt;
 	int64_t changes = 0;
 	int ret;
 
@@ -1261,19 +1297,16 @@ static int delete_account(struct sq_store *st, const char *id, bool purge,
 	if ((ret = sq_begin(st, SQ_DURABLE, error_r)) < 0)
 		return ret;
 	if (purge) {
-		if ((ret = sq_stmt(st, SQ_ACCOUNT_DELETE_INACTIVE, &stmt, error_r)) < 0)
-			goto out;
-		bind_text(st, stmt, 1, id);
-		bind_int(st, stmt, 2, inactive_before_ms);
-		bind_text(st, stmt, 3, store_account_state_name(STORE_ACCOUNT_WIPED));
-		ret = sq_run(st, stmt, &changes, error_r);
+		ret = sq_run(st, SQ_ACCOUNT_DELETE_INACTIVE,
+			     ARGS(ARG_TEXT(id), ARG_INT(inactive_before_ms),
+				  ARG_TEXT(store_account_state_name(STORE_ACCOUNT_WIPED))),
+			     &changes, error_r);
 	} else {
-		ret = run_keyed(st, SQ_ACCOUNT_DELETE, id, &changes, error_r);
+		ret = sq_run(st, SQ_ACCOUNT_DELETE, ARGS(ARG_TEXT(id)), &changes, error_r);
 		ret = expect_row(st, ret, changes, "account", error_r);
 	}
 	if (ret == 0 && changes > 0 && audit != NULL)
 		ret = insert_audit(st, audit, NULL, error_r);
-out:
 	ret = sq_finish(st, ret, SQ_DURABLE, error_r);
 	if (ret == 0)
 		*deleted_r = changes > 0;
@@ -1303,27 +1336,20 @@ static int sq_account_wipe(struct store *store, const char *id, int64_t now_ms,
 		SQ_LEASE_DELETE_ACCOUNT,
 	};
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int64_t changes = 0;
 	int ret;
 
 	if ((ret = sq_begin(st, SQ_DURABLE, error_r)) < 0)
 		return ret;
-	if ((ret = sq_stmt(st, SQ_ACCOUNT_WIPE, &stmt, error_r)) < 0)
-		goto out;
-	bind_text(st, stmt, 1, id);
-	bind_text(st, stmt, 2, store_account_state_name(STORE_ACCOUNT_WIPED));
-	ret = sq_run(st, stmt, &changes, error_r);
-	if ((ret = expect_row(st, ret, changes, "account", error_r)) < 0)
+	if ((ret = sq_run_row(st, SQ_ACCOUNT_WIPE,
+			      ARGS(ARG_TEXT(id),
+				   ARG_TEXT(store_account_state_name(STORE_ACCOUNT_WIPED))),
+			      "account", error_r)) < 0)
 		goto out;
 	for (size_t i = 0; i < sizeof(deletes) / sizeof(deletes[0]); i++)
-		if ((ret = run_keyed(st, deletes[i], id, NULL, error_r)) < 0)
+		if ((ret = sq_run(st, deletes[i], ARGS(ARG_TEXT(id)), NULL, error_r)) < 0)
 			goto out;
-	if ((ret = sq_stmt(st, SQ_DEVICES_TOMBSTONE, &stmt, error_r)) < 0)
-		goto out;
-	bind_text(st, stmt, 1, id);
-	bind_int(st, stmt, 2, now_ms);
-	if ((ret = sq_run(st, stmt, NULL, error_r)) < 0)
+	if ((ret = sq_run(st, SQ_DEVICES_TOMBSTONE, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), NULL,
+			  error_r)) < 0)
 		goto out;
 	if (audit != NULL)
 		ret = insert_audit(st, audit, NULL, error_r);
@@ -1334,65 +1360,56 @@ out:
 	return ret;
 }
 
-/* Fetches up to PURGE_PAGE ids (after after) of accounts inactive since
- * before before_ms and not wiped. */
-static int inactive_page(struct sq_store *st, int64_t before_ms, const char *after,
-			 char ids[PURGE_PAGE][STORE_ID_MAX], int64_t last_activity[PURGE_PAGE],
-			 size_t *count_r, const char **error_r)
+/* One page of accounts inactive since before a time and not wiped, in id
+ * order. */
+struct inactive_page {
+	char ids[PURGE_PAGE][STORE_ID_MAX];
+	int64_t last_activity[PURGE_PAGE];
+	size_t n;
+};
+
+static int read_inactive(struct sq_store *st, sqlite3_stmt *stmt, void *ctx,
+			 const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	size_t n = 0;
-	int ret = sq_stmt(st, SQ_ACCOUNT_INACTIVE, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_int(st, stmt, 1, before_ms);
-	bind_text(st, stmt, 2, store_account_state_name(STORE_ACCOUNT_WIPED));
-	bind_text(st, stmt, 3, after);
-	bind_int(st, stmt, 4, PURGE_PAGE);
-	while (n < PURGE_PAGE && (ret = sq_next(st, stmt, error_r)) == 1) {
-		if (!col_text(stmt, 0, ids[n], STORE_ID_MAX)) {
-			ret = sq_malformed(st, "account", error_r);
-			break;
-		}
-		last_activity[n++] = sqlite3_column_int64(stmt, 1);
-	}
-	sq_reset(st, stmt);
-	if (ret < 0)
-		return ret;
-	*count_r = n;
-	return 0;
+	struct inactive_page *page = ctx;
+	if (!col_text(stmt, 0, page->ids[page->n], STORE_ID_MAX))
+		return sq_malformed(st, "account", error_r);
+	page->last_activity[page->n++] = sqlite3_column_int64(stmt, 1);
+	return page->n < PURGE_PAGE ? 0 : 1;
 }
 
 static int sq_account_purge_inactive(struct store *store, int64_t before_ms, int64_t now_ms,
 				     unsigned *count_r, const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	char ids[PURGE_PAGE][STORE_ID_MAX];
-	int64_t last_activity[PURGE_PAGE];
+	struct inactive_page page;
 	char after[STORE_ID_MAX] = "";
-	size_t n = 0;
 	int ret;
 
 	/* A page at a time, and the deletes after the query is done: a
 	 * statement must not be stepping while others write. */
 	do {
-		if ((ret = inactive_page(st, before_ms, after, ids, last_activity, &n,
-					 error_r)) < 0)
+		page.n = 0;
+		if ((ret = sq_each(st, SQ_ACCOUNT_INACTIVE,
+				   ARGS(ARG_INT(before_ms),
+					ARG_TEXT(store_account_state_name(STORE_ACCOUNT_WIPED)),
+					ARG_TEXT(after), ARG_INT(PURGE_PAGE)),
+				   read_inactive, &page, error_r)) < 0)
 			break;
-		for (size_t i = 0; i < n && ret == 0; i++) {
+		for (size_t i = 0; i < page.n && ret == 0; i++) {
 			struct store_audit audit = {.time_ms = now_ms, .event = STORE_AUDIT_PURGE};
 			bool deleted;
-			memcpy(audit.account_id, ids[i], sizeof(audit.account_id));
+			memcpy(audit.account_id, page.ids[i], sizeof(audit.account_id));
 			snprintf(audit.detail, sizeof(audit.detail),
-				 "inactive since %" PRId64 " ms", last_activity[i]);
-			ret = delete_account(st, ids[i], true, before_ms, &audit, &deleted,
+				 "inactive since %" PRId64 " ms", page.last_activity[i]);
+			ret = delete_account(st, page.ids[i], true, before_ms, &audit, &deleted,
 					     error_r);
 			if (ret == 0 && deleted)
 				(*count_r)++;
 		}
-		if (n > 0)
-			memcpy(after, ids[n - 1], sizeof(after));
-	} while (ret == 0 && n == PURGE_PAGE);
+		if (page.n > 0)
+			memcpy(after, page.ids[page.n - 1], sizeof(after));
+	} while (ret == 0 && page.n == PURGE_PAGE);
 
 	if (*count_r > 0)
 		sq_shred(st);
@@ -1404,69 +1421,43 @@ static int sq_account_purge_inactive(struct store *store, int64_t before_ms, int
 static int sq_device_get(struct store *store, const char *id, struct store_device *device_r,
 			 const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_DEVICE_GET, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, id);
-	return sq_get_one(st, stmt, read_device, device_r, "device", error_r);
+	return sq_get_one(sq(store), SQ_DEVICE_GET, ARGS(ARG_TEXT(id)), read_device, device_r,
+			  "device", error_r);
 }
 
 static int sq_device_get_by_token(struct store *store,
 				  const uint8_t token_hash[STORE_TOKEN_HASH_LEN],
 				  struct store_device *device_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_DEVICE_GET_BY_TOKEN, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_blob(st, stmt, 1, token_hash, STORE_TOKEN_HASH_LEN);
-	return sq_get_one(st, stmt, read_device, device_r, "device", error_r);
+	return sq_get_one(sq(store), SQ_DEVICE_GET_BY_TOKEN,
+			  ARGS(ARG_BLOB(token_hash, STORE_TOKEN_HASH_LEN)), read_device, device_r,
+			  "device", error_r);
 }
 
 static int sq_device_list(struct store *store, const char *account_id,
 			  struct store_device **devices_r, size_t *count_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	void *devices;
-	int ret = sq_stmt(st, SQ_DEVICE_LIST, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	ret = sq_collect(st, stmt, sizeof(**devices_r), read_device, &devices, count_r, error_r);
+	int ret = sq_collect(sq(store), SQ_DEVICE_LIST, ARGS(ARG_TEXT(account_id)),
+			     sizeof(**devices_r), read_device, &devices, count_r, error_r);
 	if (ret == 0)
 		*devices_r = devices;
 	return ret;
-}
-
-/* Runs a statement with ?1 = a text key and ?2 = a time. */
-static int run_keyed_time(struct sq_store *st, enum sq_stmt_id id, const char *key,
-			  int64_t time_ms, int64_t *changes_r, const char **error_r)
-{
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, id, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, key);
-	bind_int(st, stmt, 2, time_ms);
-	return sq_run(st, stmt, changes_r, error_r);
 }
 
 static int sq_device_touch(struct store *store, const char *id, int64_t now_ms,
 			   const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	int64_t changes = 0;
 	int ret;
 
 	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
 		return ret;
-	ret = run_keyed_time(st, SQ_DEVICE_TOUCH, id, now_ms, &changes, error_r);
-	if ((ret = expect_row(st, ret, changes, "device", error_r)) == 0)
-		ret = run_keyed_time(st, SQ_ACCOUNT_TOUCH, id, now_ms, NULL, error_r);
+	/* Both take ?1 = the device id, ?2 = the time. */
+	if ((ret = sq_run_row(st, SQ_DEVICE_TOUCH, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), "device",
+			      error_r)) == 0)
+		ret = sq_run(st, SQ_ACCOUNT_TOUCH, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), NULL,
+			     error_r);
 	return sq_finish(st, ret, SQ_NORMAL, error_r);
 }
 
@@ -1475,31 +1466,19 @@ static int sq_device_touch(struct store *store, const char *id, int64_t now_ms,
 static int sq_envelope_get(struct store *store, const char *device_id,
 			   struct store_envelope **envelope_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_ENVELOPE_GET, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, device_id);
-	return sq_get_one(st, stmt, read_envelope, envelope_r, "envelope", error_r);
+	return sq_get_one(sq(store), SQ_ENVELOPE_GET, ARGS(ARG_TEXT(device_id)), read_envelope,
+			  envelope_r, "envelope", error_r);
 }
 
 static int sq_envelope_replace(struct store *store, const char *device_id,
 			       const struct store_envelope *e, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_ENVELOPE_UPDATE, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, device_id);
-	bind_int(st, stmt, 2, e->key_id);
-	bind_blob(st, stmt, 3, e->credential, e->credential_len);
-	bind_blob(st, stmt, 4, e->wrapped_dek, e->wrapped_dek_len);
-	bind_int(st, stmt, 5, e->updated_ms);
-	ret = sq_run(st, stmt, &changes, error_r);
-	return expect_row(st, ret, changes, "envelope", error_r);
+	return sq_run_row(sq(store), SQ_ENVELOPE_UPDATE,
+			  ARGS(ARG_TEXT(device_id), ARG_INT(e->key_id),
+			       ARG_BLOB(e->credential, e->credential_len),
+			       ARG_BLOB(e->wrapped_dek, e->wrapped_dek_len),
+			       ARG_INT(e->updated_ms)),
+			  "envelope", error_r);
 }
 
 /* ---- sync state ---- */
@@ -1507,54 +1486,30 @@ static int sq_envelope_replace(struct store *store, const char *device_id,
 static int sq_collection_put(struct store *store, const char *account_id,
 			     const struct store_collection *c, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_COLLECTION_PUT, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	bind_text(st, stmt, 2, c->collection_id);
-	bind_text(st, stmt, 3, c->parent_id);
-	bind_text(st, stmt, 4, c->sync_key);
-	bind_text(st, stmt, 5, c->display_name);
-	bind_int(st, stmt, 6, c->type);
-	return sq_run(st, stmt, NULL, error_r);
-}
-
-/* Binds ?1 = account id, ?2 = collection id. */
-static void bind_collection_key(struct sq_store *st, sqlite3_stmt *stmt, const char *account_id,
-				const char *collection_id)
-{
-	bind_text(st, stmt, 1, account_id);
-	bind_text(st, stmt, 2, collection_id);
+	return sq_run(sq(store), SQ_COLLECTION_PUT,
+		      ARGS(ARG_TEXT(account_id), ARG_TEXT(c->collection_id),
+			   ARG_TEXT(c->parent_id), ARG_TEXT(c->sync_key),
+			   ARG_TEXT(c->display_name), ARG_INT(c->type)),
+		      NULL, error_r);
 }
 
 static int sq_collection_get(struct store *store, const char *account_id,
 			     const char *collection_id, struct store_collection *collection_r,
 			     const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_COLLECTION_GET, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_collection_key(st, stmt, account_id, collection_id);
-	return sq_get_one(st, stmt, read_collection, collection_r, "collection", error_r);
+	return sq_get_one(sq(store), SQ_COLLECTION_GET,
+			  ARGS(ARG_TEXT(account_id), ARG_TEXT(collection_id)), read_collection,
+			  collection_r, "collection", error_r);
 }
 
 static int sq_collection_list(struct store *store, const char *account_id,
 			      struct store_collection **collections_r, size_t *count_r,
 			      const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	void *collections;
-	int ret = sq_stmt(st, SQ_COLLECTION_LIST, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	ret = sq_collect(st, stmt, sizeof(**collections_r), read_collection, &collections,
-			 count_r, error_r);
+	int ret = sq_collect(sq(store), SQ_COLLECTION_LIST, ARGS(ARG_TEXT(account_id)),
+			     sizeof(**collections_r), read_collection, &collections, count_r,
+			     error_r);
 	if (ret == 0)
 		*collections_r = collections;
 	return ret;
@@ -1564,34 +1519,22 @@ static int sq_collection_delete(struct store *store, const char *account_id,
 				const char *collection_id, const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int64_t changes = 0;
 	int ret;
 
 	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
 		return ret;
-	if ((ret = sq_stmt(st, SQ_COLLECTION_DELETE, &stmt, error_r)) < 0)
-		goto out;
-	bind_collection_key(st, stmt, account_id, collection_id);
-	ret = sq_run(st, stmt, &changes, error_r);
-	if ((ret = expect_row(st, ret, changes, "collection", error_r)) == 0)
+	if ((ret = sq_run_row(st, SQ_COLLECTION_DELETE,
+			      ARGS(ARG_TEXT(account_id), ARG_TEXT(collection_id)), "collection",
+			      error_r)) == 0)
 		ret = bump_change(st, account_id, NULL, error_r);
-out:
 	return sq_finish(st, ret, SQ_NORMAL, error_r);
 }
 
 static int set_folder_sync_key(struct sq_store *st, const char *account_id,
 			       const char *sync_key, const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_FOLDER_SYNC_KEY_SET, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	bind_text(st, stmt, 2, sync_key);
-	ret = sq_run(st, stmt, &changes, error_r);
-	return expect_row(st, ret, changes, "account", error_r);
+	return sq_run_row(st, SQ_FOLDER_SYNC_KEY_SET,
+			  ARGS(ARG_TEXT(account_id), ARG_TEXT(sync_key)), "account", error_r);
 }
 
 static int sq_folder_sync_key_set(struct store *store, const char *account_id,
@@ -1608,19 +1551,39 @@ static int sq_cache_clear(struct store *store, const char *account_id, const cha
 	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
 		return ret;
 	if ((ret = bump_change(st, account_id, NULL, error_r)) == 0 &&
-	    (ret = run_keyed(st, SQ_COLLECTIONS_DELETE_ACCOUNT, account_id, NULL, error_r)) == 0)
+	    (ret = sq_run(st, SQ_COLLECTIONS_DELETE_ACCOUNT, ARGS(ARG_TEXT(account_id)), NULL,
+			  error_r)) == 0)
 		ret = set_folder_sync_key(st, account_id, "", error_r);
 	return sq_finish(st, ret, SQ_NORMAL, error_r);
 }
 
 /* ---- items ---- */
 
+/* Inserts or replaces item in the collection collection_id (whatever
+ * item->collection_id says). */
+static int put_item(struct sq_store *st, const char *account_id, const char *collection_id,
+		    const struct store_item *item, const char **error_r)
+{
+	return sq_run(st, SQ_ITEM_PUT,
+		      ARGS(ARG_TEXT(account_id), ARG_TEXT(collection_id), ARG_TEXT(item->item_id),
+			   ARG_BLOB(item->sealed, item->sealed_len), ARG_INT(item->updated_ms)),
+		      NULL, error_r);
+}
+
+/* Deletes one item; *changes_r gets 1, or 0 if there was none. */
+static int delete_item(struct sq_store *st, const char *account_id, const char *collection_id,
+		       const char *item_id, int64_t *changes_r, const char **error_r)
+{
+	return sq_run(st, SQ_ITEM_DELETE,
+		      ARGS(ARG_TEXT(account_id), ARG_TEXT(collection_id), ARG_TEXT(item_id)),
+		      changes_r, error_r);
+}
+
 static int sq_item_put(struct store *store, const char *account_id,
 		       const struct store_item *items, size_t count, int64_t *change_r,
 		       const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	int64_t change = 0;
 	int ret;
 
@@ -1628,35 +1591,21 @@ static int sq_item_put(struct store *store, const char *account_id,
 		return ret;
 	if ((ret = bump_change(st, account_id, &change, error_r)) < 0)
 		goto out;
-	for (size_t i = 0; i < count; i++) {
-		if ((ret = sq_stmt(st, SQ_ITEM_PUT, &stmt, error_r)) < 0)
+	for (size_t i = 0; i < count; i++)
+		if ((ret = put_item(st, account_id, items[i].collection_id, &items[i], error_r)) < 0)
 			goto out;
-		bind_collection_key(st, stmt, account_id, items[i].collection_id);
-		bind_text(st, stmt, 3, items[i].item_id);
-		bind_blob(st, stmt, 4, items[i].sealed, items[i].sealed_len);
-		bind_int(st, stmt, 5, items[i].updated_ms);
-		if ((ret = sq_run(st, stmt, NULL, error_r)) < 0)
-			goto out;
-	}
 out:
-	ret = sq_finish(st, ret, SQ_NORMAL, error_r);
-	if (ret == 0 && change_r != NULL)
-		*change_r = change;
-	return ret;
+	return finish_change(st, ret, change, change_r, error_r);
 }
 
 static int sq_item_get(struct store *store, const char *account_id, const char *collection_id,
 		       const char *item_id, struct store_item **item_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
 	struct item_read r = {collection_id, item_id, NULL};
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_ITEM_GET, &stmt, error_r);
+	int ret = sq_get_one(sq(store), SQ_ITEM_GET,
+			     ARGS(ARG_TEXT(account_id), ARG_TEXT(collection_id), ARG_TEXT(item_id)),
+			     read_item, &r, "item", error_r);
 	if (ret < 0)
-		return ret;
-	bind_collection_key(st, stmt, account_id, collection_id);
-	bind_text(st, stmt, 3, item_id);
-	if ((ret = sq_get_one(st, stmt, read_item, &r, "item", error_r)) < 0)
 		return ret;
 	*item_r = r.item;
 	return 0;
@@ -1667,70 +1616,53 @@ static int sq_item_delete(struct store *store, const char *account_id,
 			  const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	int64_t changes = 0, change = 0;
 	int ret;
 
 	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
 		return ret;
-	if ((ret = sq_stmt(st, SQ_ITEM_DELETE, &stmt, error_r)) < 0)
-		goto out;
-	bind_collection_key(st, stmt, account_id, collection_id);
-	bind_text(st, stmt, 3, item_id);
-	ret = sq_run(st, stmt, &changes, error_r);
+	ret = delete_item(st, account_id, collection_id, item_id, &changes, error_r);
 	if ((ret = expect_row(st, ret, changes, "item", error_r)) == 0)
 		ret = bump_change(st, account_id, &change, error_r);
-out:
-	ret = sq_finish(st, ret, SQ_NORMAL, error_r);
-	if (ret == 0 && change_r != NULL)
-		*change_r = change;
-	return ret;
+	return finish_change(st, ret, change, change_r, error_r);
+}
+
+/* A growing list of item ids. */
+struct id_collect {
+	struct store_id_list *list;
+	size_t cap;
+};
+
+static int collect_id(struct sq_store *st, sqlite3_stmt *stmt, void *ctx, const char **error_r)
+{
+	struct id_collect *c = ctx;
+	struct store_id_list *list = c->list;
+	const unsigned char *id = sqlite3_column_text(stmt, 0);
+	int len = sqlite3_column_bytes(stmt, 0);
+	int ret;
+	if (id == NULL || len < 0)
+		return sq_malformed(st, "item", error_r);
+	if ((ret = list_full(st, stmt, list->count, error_r)) < 0)
+		return ret;
+	list->ids = grow(list->ids, list->count, &c->cap, sizeof(*list->ids));
+	list->ids[list->count] = store_xcalloc(1, (size_t)len + 1);
+	memcpy(list->ids[list->count++], id, (size_t)len);
+	return 0;
 }
 
 static int sq_item_list(struct store *store, const char *account_id, const char *collection_id,
 			struct store_id_list **ids_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	struct store_id_list *list;
-	sqlite3_stmt *stmt;
-	size_t cap = 0;
-	int ret = sq_stmt(st, SQ_ITEM_LIST, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_collection_key(st, stmt, account_id, collection_id);
-	list = store_xcalloc(1, sizeof(*list));
-	while ((ret = sq_next(st, stmt, error_r)) == 1) {
-		const unsigned char *id = sqlite3_column_text(stmt, 0);
-		int len = sqlite3_column_bytes(stmt, 0);
-		if (id == NULL || len < 0) {
-			ret = sq_malformed(st, "item", error_r);
-			break;
-		}
-		if ((ret = list_full(st, stmt, list->count, error_r)) < 0)
-			break;
-		list->ids = grow(list->ids, list->count, &cap, sizeof(*list->ids));
-		list->ids[list->count] = store_xcalloc(1, (size_t)len + 1);
-		memcpy(list->ids[list->count++], id, (size_t)len);
-	}
-	sq_reset(st, stmt);
+	struct id_collect c = {store_xcalloc(1, sizeof(struct store_id_list)), 0};
+	int ret = sq_each(sq(store), SQ_ITEM_LIST,
+			  ARGS(ARG_TEXT(account_id), ARG_TEXT(collection_id)), collect_id, &c,
+			  error_r);
 	if (ret < 0) {
-		store_id_list_free(&list);
+		store_id_list_free(&c.list);
 		return ret;
 	}
-	*ids_r = list;
+	*ids_r = c.list;
 	return 0;
-}
-
-/* Runs a bound item statement (keyed by account, collection and item id)
- * and adds the rows it changed to *removed. */
-static int run_counted(struct sq_store *st, sqlite3_stmt *stmt, int64_t *removed,
-		       const char **error_r)
-{
-	int64_t changes = 0;
-	int ret = sq_run(st, stmt, &changes, error_r);
-	if (ret == 0)
-		*removed += changes;
-	return ret;
 }
 
 static int sq_sync_apply(struct store *store, const char *account_id,
@@ -1738,58 +1670,37 @@ static int sq_sync_apply(struct store *store, const char *account_id,
 			 const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	int64_t changes = 0, removed = 0, change = 0;
 	int ret;
 
 	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
 		return ret;
 	/* The key first: it also proves that the collection exists. */
-	if ((ret = sq_stmt(st, SQ_COLLECTION_SET_KEY, &stmt, error_r)) < 0)
+	if ((ret = sq_run_row(st, SQ_COLLECTION_SET_KEY,
+			      ARGS(ARG_TEXT(account_id), ARG_TEXT(b->collection_id),
+				   ARG_TEXT(b->sync_key)),
+			      "collection", error_r)) < 0)
 		goto out;
-	bind_collection_key(st, stmt, account_id, b->collection_id);
-	bind_text(st, stmt, 3, b->sync_key);
-	ret = sq_run(st, stmt, &changes, error_r);
-	if ((ret = expect_row(st, ret, changes, "collection", error_r)) < 0)
+	if (b->clear && (ret = sq_run(st, SQ_ITEMS_DELETE_COLLECTION,
+				      ARGS(ARG_TEXT(account_id), ARG_TEXT(b->collection_id)),
+				      &removed, error_r)) < 0)
 		goto out;
-	if (b->clear) {
-		if ((ret = sq_stmt(st, SQ_ITEMS_DELETE_COLLECTION, &stmt, error_r)) < 0)
-			goto out;
-		bind_collection_key(st, stmt, account_id, b->collection_id);
-		if ((ret = run_counted(st, stmt, &removed, error_r)) < 0)
-			goto out;
-	}
 	for (size_t i = 0; i < b->n_deletes; i++) {
-		if ((ret = sq_stmt(st, SQ_ITEM_DELETE, &stmt, error_r)) < 0)
+		if ((ret = delete_item(st, account_id, b->collection_id, b->deletes[i], &changes,
+				       error_r)) < 0)
 			goto out;
-		bind_collection_key(st, stmt, account_id, b->collection_id);
-		bind_text(st, stmt, 3, b->deletes[i]);
-		if ((ret = run_counted(st, stmt, &removed, error_r)) < 0)
-			goto out;
+		removed += changes;
 	}
-	for (size_t i = 0; i < b->n_puts; i++) {
-		if ((ret = sq_stmt(st, SQ_ITEM_PUT, &stmt, error_r)) < 0)
+	for (size_t i = 0; i < b->n_puts; i++)
+		if ((ret = put_item(st, account_id, b->collection_id, &b->puts[i], error_r)) < 0)
 			goto out;
-		bind_collection_key(st, stmt, account_id, b->collection_id);
-		bind_text(st, stmt, 3, b->puts[i].item_id);
-		bind_blob(st, stmt, 4, b->puts[i].sealed, b->puts[i].sealed_len);
-		bind_int(st, stmt, 5, b->puts[i].updated_ms);
-		if ((ret = sq_run(st, stmt, NULL, error_r)) < 0)
-			goto out;
-	}
-	if (removed > 0 || b->n_puts > 0) {
+	if (removed > 0 || b->n_puts > 0)
 		ret = bump_change(st, account_id, &change, error_r);
-	} else {
-		if ((ret = sq_stmt(st, SQ_ACCOUNT_COUNTER, &stmt, error_r)) < 0)
-			goto out;
-		bind_text(st, stmt, 1, account_id);
-		ret = run_returning(st, stmt, &change, "account", error_r);
-	}
+	else
+		ret = sq_get_one(st, SQ_ACCOUNT_COUNTER, ARGS(ARG_TEXT(account_id)), read_int64,
+				 &change, "account", error_r);
 out:
-	ret = sq_finish(st, ret, SQ_NORMAL, error_r);
-	if (ret == 0 && change_r != NULL)
-		*change_r = change;
-	return ret;
+	return finish_change(st, ret, change, change_r, error_r);
 }
 
 /* ---- push subscriptions ---- */
@@ -1797,34 +1708,21 @@ out:
 static int sq_push_add(struct store *store, const struct store_push_sub *p,
 		       const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_PUSH_ADD, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, p->id);
-	bind_text(st, stmt, 2, p->account_id);
-	bind_text(st, stmt, 3, p->type);
-	bind_text(st, stmt, 4, p->endpoint);
 	/* params is an array, never NULL: empty binds a zero-length blob,
 	 * which the NOT NULL column accepts. */
-	bind_blob(st, stmt, 5, p->params, p->params_len);
-	bind_int(st, stmt, 6, p->created_ms);
-	bind_time_opt(st, stmt, 7, p->expires_ms);
-	return sq_run(st, stmt, NULL, error_r);
+	return sq_run(sq(store), SQ_PUSH_ADD,
+		      ARGS(ARG_TEXT(p->id), ARG_TEXT(p->account_id), ARG_TEXT(p->type),
+			   ARG_TEXT(p->endpoint), ARG_BLOB(p->params, p->params_len),
+			   ARG_INT(p->created_ms), ARG_TIME_OPT(p->expires_ms)),
+		      NULL, error_r);
 }
 
 static int sq_push_list(struct store *store, const char *account_id,
 			struct store_push_sub **subs_r, size_t *count_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	void *subs;
-	int ret = sq_stmt(st, SQ_PUSH_LIST, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	ret = sq_collect(st, stmt, sizeof(**subs_r), read_push, &subs, count_r, error_r);
+	int ret = sq_collect(sq(store), SQ_PUSH_LIST, ARGS(ARG_TEXT(account_id)),
+			     sizeof(**subs_r), read_push, &subs, count_r, error_r);
 	if (ret == 0)
 		*subs_r = subs;
 	return ret;
@@ -1832,23 +1730,17 @@ static int sq_push_list(struct store *store, const char *account_id,
 
 static int sq_push_delete(struct store *store, const char *id, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	int64_t changes = 0;
-	int ret = run_keyed(st, SQ_PUSH_DELETE, id, &changes, error_r);
-	return expect_row(st, ret, changes, "push subscription", error_r);
+	return sq_run_row(sq(store), SQ_PUSH_DELETE, ARGS(ARG_TEXT(id)), "push subscription",
+			  error_r);
 }
 
 static int sq_push_delete_expired(struct store *store, int64_t now_ms, unsigned *count_r,
 				  const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_PUSH_DELETE_EXPIRED, &stmt, error_r);
+	int ret = sq_run(sq(store), SQ_PUSH_DELETE_EXPIRED, ARGS(ARG_INT(now_ms)), &changes,
+			 error_r);
 	if (ret < 0)
-		return ret;
-	bind_int(st, stmt, 1, now_ms);
-	if ((ret = sq_run(st, stmt, &changes, error_r)) < 0)
 		return ret;
 	*count_r = (unsigned)changes;
 	return 0;
@@ -1859,28 +1751,18 @@ static int sq_push_delete_expired(struct store *store, int64_t now_ms, unsigned 
 static int sq_block_add(struct store *store, const struct store_block_rule *r, int64_t *id_r,
 			const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_BLOCK_ADD, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, store_block_kind_name(r->kind));
-	bind_text(st, stmt, 2, r->pattern);
-	bind_text(st, stmt, 3, r->note);
-	bind_int(st, stmt, 4, r->created_ms);
-	return run_returning(st, stmt, id_r, "block rule id", error_r);
+	return sq_get_one(sq(store), SQ_BLOCK_ADD,
+			  ARGS(ARG_TEXT(store_block_kind_name(r->kind)), ARG_TEXT(r->pattern),
+			       ARG_TEXT(r->note), ARG_INT(r->created_ms)),
+			  read_int64, id_r, "block rule id", error_r);
 }
 
 static int sq_block_list(struct store *store, struct store_block_rule **rules_r,
 			 size_t *count_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	void *rules;
-	int ret = sq_stmt(st, SQ_BLOCK_LIST, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	ret = sq_collect(st, stmt, sizeof(**rules_r), read_block_rule, &rules, count_r, error_r);
+	int ret = sq_collect(sq(store), SQ_BLOCK_LIST, NO_ARGS, sizeof(**rules_r),
+			     read_block_rule, &rules, count_r, error_r);
 	if (ret == 0)
 		*rules_r = rules;
 	return ret;
@@ -1888,15 +1770,7 @@ static int sq_block_list(struct store *store, struct store_block_rule **rules_r,
 
 static int sq_block_remove(struct store *store, int64_t id, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_BLOCK_REMOVE, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_int(st, stmt, 1, id);
-	ret = sq_run(st, stmt, &changes, error_r);
-	return expect_row(st, ret, changes, "block rule", error_r);
+	return sq_run_row(sq(store), SQ_BLOCK_REMOVE, ARGS(ARG_INT(id)), "block rule", error_r);
 }
 
 /* ---- audit ---- */
@@ -1911,16 +1785,10 @@ static int sq_audit_list(struct store *store, int64_t since_ms, const char *acco
 			 unsigned limit, struct store_audit **entries_r, size_t *count_r,
 			 const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	void *entries;
-	int ret = sq_stmt(st, SQ_AUDIT_LIST, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_int(st, stmt, 1, since_ms);
-	bind_text_opt(st, stmt, 2, account_id);
-	bind_int(st, stmt, 3, limit);
-	ret = sq_collect(st, stmt, sizeof(**entries_r), read_audit, &entries, count_r, error_r);
+	int ret = sq_collect(sq(store), SQ_AUDIT_LIST,
+			     ARGS(ARG_INT(since_ms), ARG_TEXT_OPT(account_id), ARG_INT(limit)),
+			     sizeof(**entries_r), read_audit, &entries, count_r, error_r);
 	if (ret == 0)
 		*entries_r = entries;
 	return ret;
@@ -1928,46 +1796,42 @@ static int sq_audit_list(struct store *store, int64_t since_ms, const char *acco
 
 /* ---- leases ---- */
 
-/* Binds ?1 = account id, ?2 = node, ?3 = now, ?4 = new expiry. */
-static void bind_lease(struct sq_store *st, sqlite3_stmt *stmt, const char *account_id,
-		       const char *node, int64_t now_ms, int64_t expires_ms)
+/* Runs an acquire or renew: ?1 = account id, ?2 = node, ?3 = now, ?4 = the
+ * new expiry. */
+static int lease_write(struct sq_store *st, enum sq_stmt_id id, const char *account_id,
+		       const char *node, int64_t now_ms, int64_t ttl_ms, int64_t *changes_r,
+		       const char **error_r)
 {
-	bind_text(st, stmt, 1, account_id);
-	bind_text(st, stmt, 2, node);
-	bind_int(st, stmt, 3, now_ms);
-	bind_int(st, stmt, 4, expires_ms);
+	return sq_run(st, id,
+		      ARGS(ARG_TEXT(account_id), ARG_TEXT(node), ARG_INT(now_ms),
+			   ARG_INT(now_ms + ttl_ms)),
+		      changes_r, error_r);
+}
+
+static int lease_busy(struct sq_store *st, const char **error_r)
+{
+	return store_error(&st->store, HK_ERR_BUSY, error_r, "lease held by another node");
 }
 
 static int sq_lease_acquire(struct store *store, const char *account_id, const char *node,
 			    int64_t now_ms, int64_t ttl_ms, const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_LEASE_ACQUIRE, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_lease(st, stmt, account_id, node, now_ms, now_ms + ttl_ms);
-	if ((ret = sq_run(st, stmt, &changes, error_r)) < 0)
-		return ret;
-	if (changes == 0)
-		return store_error(store, HK_ERR_BUSY, error_r, "lease held by another node");
-	return 0;
+	int ret = lease_write(st, SQ_LEASE_ACQUIRE, account_id, node, now_ms, ttl_ms, &changes,
+			      error_r);
+	if (ret == 0 && changes == 0)
+		ret = lease_busy(st, error_r);
+	return ret;
 }
 
 /* After a renew or release matched no lease of ours: another node's lease
  * is HK_ERR_BUSY, no lease at all HK_ERR_NOT_FOUND. */
 static int lease_lost(struct sq_store *st, const char *account_id, const char **error_r)
 {
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_LEASE_EXISTS, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	ret = sq_next(st, stmt, error_r);
-	sq_reset(st, stmt);
+	int ret = sq_exists(st, SQ_LEASE_EXISTS, ARGS(ARG_TEXT(account_id)), error_r);
 	if (ret == 1)
-		return store_error(&st->store, HK_ERR_BUSY, error_r, "lease held by another node");
+		return lease_busy(st, error_r);
 	if (ret == 0)
 		return sq_not_found(st, "lease", error_r);
 	return ret;
@@ -1977,42 +1841,24 @@ static int sq_lease_renew(struct store *store, const char *account_id, const cha
 			  int64_t now_ms, int64_t ttl_ms, const char **error_r)
 {
 	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
 	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_LEASE_RENEW, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_lease(st, stmt, account_id, node, now_ms, now_ms + ttl_ms);
-	if ((ret = sq_run(st, stmt, &changes, error_r)) < 0)
-		return ret;
-	if (changes == 0)
-		return lease_lost(st, account_id, error_r);
-	return 0;
+	int ret = lease_write(st, SQ_LEASE_RENEW, account_id, node, now_ms, ttl_ms, &changes,
+			      error_r);
+	if (ret == 0 && changes == 0)
+		ret = lease_lost(st, account_id, error_r);
+	return ret;
 }
 
 static int sq_lease_release(struct store *store, const char *account_id, const char *node,
 			    const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int64_t changes = 0;
-	int ret = sq_stmt(st, SQ_LEASE_RELEASE, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	bind_text(st, stmt, 1, account_id);
-	bind_text(st, stmt, 2, node);
-	ret = sq_run(st, stmt, &changes, error_r);
-	return expect_row(st, ret, changes, "lease", error_r);
+	return sq_run_row(sq(store), SQ_LEASE_RELEASE, ARGS(ARG_TEXT(account_id), ARG_TEXT(node)),
+			  "lease", error_r);
 }
 
 static int sq_stats(struct store *store, struct store_stats *stats_r, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	sqlite3_stmt *stmt;
-	int ret = sq_stmt(st, SQ_STATS, &stmt, error_r);
-	if (ret < 0)
-		return ret;
-	return sq_get_one(st, stmt, read_stats, stats_r, "stats", error_r);
+	return sq_get_one(sq(store), SQ_STATS, NO_ARGS, read_stats, stats_r, "stats", error_r);
 }
 
 const struct store_driver store_driver_sqlite = {
