@@ -244,16 +244,11 @@ int account_unlock(struct store *store, const struct masterkey *mk, const struct
 			log_warn("account %s: re-sealing under master key %u failed; kept key %u",
 				 acct.id, current, env->key_id);
 	}
-	if ((ret = store_device_touch(store, dev.id, now, error_r)) < 0)
-		goto out;
-	if (acct.state != STORE_ACCOUNT_ACTIVE &&
-	    (ret = store_account_set_state(store, acct.id, STORE_ACCOUNT_ACTIVE, now, error_r)) <
-		    0)
-		goto out;
+	/* activity, the account active again, and the audit entry: together */
 	struct store_audit audit;
 	audit_fill(&audit, STORE_AUDIT_UNLOCK, now, acct.id, dev.eas_device_id,
 		   res->rewrapped ? "rewrapped" : "");
-	if ((ret = store_audit_append(store, &audit, NULL, error_r)) < 0)
+	if ((ret = store_device_unlocked(store, dev.id, now, &audit, error_r)) < 0)
 		goto out;
 	snprintf(res->account_id, sizeof(res->account_id), "%s", acct.id);
 	snprintf(res->device_id, sizeof(res->device_id), "%s", dev.id);

@@ -154,6 +154,12 @@ static int fault_device_touch(struct store *store, const char *id, int64_t now_m
 	return store_device_touch(inner(store), id, now_ms, error_r);
 }
 
+static int fault_device_unlocked(struct store *store, const char *id, int64_t now_ms,
+				 const struct store_audit *audit, const char **error_r)
+{
+	return store_device_unlocked(inner(store), id, now_ms, audit, error_r);
+}
+
 static int fault_envelope_get(struct store *store, const char *device_id,
 			      struct store_envelope **envelope_r, const char **error_r)
 {
@@ -334,6 +340,7 @@ const struct store_driver store_driver_fault = {
 	.device_get_by_token = fault_device_get_by_token,
 	.device_list = fault_device_list,
 	.device_touch = fault_device_touch,
+	.device_unlocked = fault_device_unlocked,
 	.envelope_get = fault_envelope_get,
 	.envelope_replace = fault_envelope_replace,
 	.collection_put = fault_collection_put,

@@ -83,6 +83,7 @@ enum sq_stmt_id {
 	SQ_DEVICE_GET_BY_TOKEN,
 	SQ_DEVICE_LIST,
 	SQ_DEVICE_TOUCH,
+	SQ_ACCOUNT_REACTIVATE,
 	SQ_ENVELOPE_GET,
 	SQ_ENVELOPE_UPDATE,
 	SQ_COLLECTION_PUT,
@@ -187,6 +188,10 @@ static const struct sq_sql {
 	[SQ_DEVICE_TOUCH] = {"touch device",
 			     "UPDATE devices SET last_seen_ms = max(last_seen_ms, ?2)"
 			     " WHERE id = ?1"},
+	[SQ_ACCOUNT_REACTIVATE] = {"reactivate account",
+				   "UPDATE accounts SET state = 'active', flushed_ms = NULL"
+				   " WHERE id = (SELECT account_id FROM devices WHERE id = ?1)"
+				   " AND state IN ('flushed', 'reregister_needed')"},
 	[SQ_ENVELOPE_GET] = {"get envelope",
 			     "SELECT key_id, credential, wrapped_dek, updated_ms FROM envelopes"
 			     " WHERE device_id = ?1"},
@@ -1461,6 +1466,26 @@ static int sq_device_touch(struct store *store, const char *id, int64_t now_ms,
 	return sq_finish(st, ret, SQ_NORMAL, error_r);
 }
 
+static int sq_device_unlocked(struct store *store, const char *id, int64_t now_ms,
+			      const struct store_audit *audit, const char **error_r)
+{
+	struct sq_store *st = sq(store);
+	int ret;
+
+	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
+		return ret;
+	/* All take ?1 = the device id; the touches ?2 = the time. */
+	if ((ret = sq_run_row(st, SQ_DEVICE_TOUCH, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), "device",
+			      error_r)) == 0)
+		ret = sq_run(st, SQ_ACCOUNT_TOUCH, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), NULL,
+			     error_r);
+	if (ret == 0)
+		ret = sq_run(st, SQ_ACCOUNT_REACTIVATE, ARGS(ARG_TEXT(id)), NULL, error_r);
+	if (ret == 0)
+		ret = insert_audit(st, audit, NULL, error_r);
+	return sq_finish(st, ret, SQ_NORMAL, error_r);
+}
+
 /* ---- envelopes ---- */
 
 static int sq_envelope_get(struct store *store, const char *device_id,
@@ -1878,6 +1903,7 @@ const struct store_driver store_driver_sqlite = {
 	.device_get_by_token = sq_device_get_by_token,
 	.device_list = sq_device_list,
 	.device_touch = sq_device_touch,
+	.device_unlocked = sq_device_unlocked,
 	.envelope_get = sq_envelope_get,
 	.envelope_replace = sq_envelope_replace,
 	.collection_put = sq_collection_put,

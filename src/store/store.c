@@ -438,6 +438,19 @@ int store_device_touch(struct store *store, const char *id, int64_t now_ms,
 	return store->drv->device_touch(store, id, now_ms, error_r);
 }
 
+int store_device_unlocked(struct store *store, const char *id, int64_t now_ms,
+			  const struct store_audit *audit, const char **error_r)
+{
+	int ret;
+	if ((ret = check_key(store, id, STORE_ID_MAX, "device id", error_r)) < 0)
+		return ret;
+	if (audit == NULL)
+		return store_error(store, HK_ERR_INVAL, error_r, "an unlock needs its audit entry");
+	if ((ret = check_audit(store, audit, error_r)) < 0)
+		return ret;
+	return store->drv->device_unlocked(store, id, now_ms, audit, error_r);
+}
+
 /* ---- envelopes ---- */
 
 int store_envelope_get(struct store *store, const char *device_id,

@@ -272,6 +272,8 @@ struct store_driver {
 			   struct store_device **devices_r, size_t *count_r, const char **error_r);
 	int (*device_touch)(struct store *store, const char *id, int64_t now_ms,
 			    const char **error_r);
+	int (*device_unlocked)(struct store *store, const char *id, int64_t now_ms,
+			       const struct store_audit *audit, const char **error_r);
 
 	int (*envelope_get)(struct store *store, const char *device_id,
 			    struct store_envelope **envelope_r, const char **error_r);
@@ -430,6 +432,12 @@ int store_device_list(struct store *store, const char *account_id,
  * transaction. */
 int store_device_touch(struct store *store, const char *id, int64_t now_ms,
 		       const char **error_r) HK_WARN_UNUSED;
+/* Records an unlock, all in one transaction: the touch above; the
+ * device's account becomes active again if it was flushed or needed
+ * re-registering (a wiped one stays wiped); and audit (required) is
+ * appended. So an unlock is never recorded without its audit entry. */
+int store_device_unlocked(struct store *store, const char *id, int64_t now_ms,
+			  const struct store_audit *audit, const char **error_r) HK_WARN_UNUSED;
 
 /* ---- envelopes ---- */
 

@@ -92,6 +92,13 @@ static int op_touch(struct store *store, const struct fixture *f, const char **e
 	return store_device_touch(store, f->device.id, T0 + 50, error_r);
 }
 
+static int op_unlocked(struct store *store, const struct fixture *f, const char **error_r)
+{
+	struct store_audit a = {.time_ms = T0 + 60, .event = STORE_AUDIT_UNLOCK};
+	snprintf(a.account_id, sizeof(a.account_id), "%s", f->account.id);
+	return store_device_unlocked(store, f->device.id, T0 + 60, &a, error_r);
+}
+
 /* Fails op at step 1, 2, 3, ... until a run gets through. After each
  * failure the database must be byte-for-byte as before, and no write lock
  * may be left behind (another connection can write at once). The run that
@@ -270,6 +277,15 @@ static void test_fault_sweep_cache_writes(void)
 		  0);
 	/* begin, touch device, touch account, commit */
 	CHECK_INT(sweep(store, path, op_touch, &f), 4);
+	/* a flushed account unlocked: begin, touch device, touch account,
+	 * reactivate, audit, commit */
+	REQUIRE(store_account_set_state(store, f.account.id, STORE_ACCOUNT_FLUSHED, T0 + 55,
+					&error) == 0);
+	int64_t audits = db_count(path, "audit");
+	CHECK_INT(sweep(store, path, op_unlocked, &f), 6);
+	REQUIRE(store_account_get(store, f.account.id, &a, &error) == 0);
+	CHECK_INT(a.state, STORE_ACCOUNT_ACTIVE);
+	CHECK_INT(db_count(path, "audit"), audits + 1);
 	/* begin, delete, bump, commit */
 	CHECK_INT(sweep(store, path, op_collection_delete, &f), 4);
 	/* begin, bump, delete collections, folder key, commit */

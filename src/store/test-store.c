@@ -500,6 +500,70 @@ static void test_account_state_and_touch(void)
 	store_close(&store);
 }
 
+/* An unlock: touch, back to active, audit entry, all or nothing. */
+static void test_device_unlocked(void)
+{
+	const char *path = fresh_db_path();
+	struct store *store = open_store(&store_driver_sqlite, path);
+	REQUIRE(store != NULL);
+	struct fixture f, g;
+	struct store_account a;
+	struct store_device d;
+	const char *error;
+	fixture_init(&f, 1, T0);
+	fixture_init(&g, 2, T0);
+	REQUIRE(fixture_create(store, &f) == 0);
+	REQUIRE(fixture_create(store, &g) == 0);
+	struct store_audit audit = {.time_ms = T0 + 100, .event = STORE_AUDIT_UNLOCK};
+	snprintf(audit.account_id, sizeof(audit.account_id), "%s", f.account.id);
+	snprintf(audit.device, sizeof(audit.device), "%s", f.device.eas_device_id);
+	int64_t audits = db_count(path, "audit");
+
+	/* flushed, then unlocked: active, flush time cleared, activity, audit */
+	REQUIRE(store_account_set_state(store, f.account.id, STORE_ACCOUNT_FLUSHED, T0 + 5,
+					&error) == 0);
+	CHECK_INT(store_device_unlocked(store, f.device.id, T0 + 100, &audit, &error), 0);
+	REQUIRE(store_account_get(store, f.account.id, &a, &error) == 0);
+	REQUIRE(store_device_get(store, f.device.id, &d, &error) == 0);
+	CHECK_INT(a.state, STORE_ACCOUNT_ACTIVE);
+	CHECK_INT(a.flushed_ms, 0);
+	CHECK_INT(a.last_activity_ms, T0 + 100);
+	CHECK_INT(d.last_seen_ms, T0 + 100);
+	CHECK_INT(db_count(path, "audit"), audits + 1);
+	CHECK_INT(db_int(path, "SELECT count(*) FROM audit WHERE event = 'unlock'"), 1);
+	/* the other account is untouched */
+	REQUIRE(store_account_get(store, g.account.id, &a, &error) == 0);
+	CHECK_INT(a.last_activity_ms, g.account.last_activity_ms);
+	/* re-register needed comes back too; active stays active */
+	REQUIRE(store_account_set_state(store, f.account.id, STORE_ACCOUNT_REREGISTER_NEEDED,
+					T0 + 6, &error) == 0);
+	CHECK_INT(store_device_unlocked(store, f.device.id, T0 + 200, &audit, &error), 0);
+	REQUIRE(store_account_get(store, f.account.id, &a, &error) == 0);
+	CHECK_INT(a.state, STORE_ACCOUNT_ACTIVE);
+	CHECK_INT(store_device_unlocked(store, f.device.id, T0 + 300, &audit, &error), 0);
+	REQUIRE(store_account_get(store, f.account.id, &a, &error) == 0);
+	CHECK_INT(a.state, STORE_ACCOUNT_ACTIVE);
+	CHECK_INT(db_count(path, "audit"), audits + 3);
+	/* an unknown device: nothing at all, not even the audit entry */
+	CHECK_INT(store_device_unlocked(store, "dnope", T0 + 400, &audit, &error),
+		  HK_ERR_NOT_FOUND);
+	CHECK_INT(db_count(path, "audit"), audits + 3);
+	/* the audit entry is required, and checked */
+	CHECK_INT(store_device_unlocked(store, f.device.id, T0 + 500, NULL, &error), HK_ERR_INVAL);
+	struct store_audit bad = audit;
+	bad.event = STORE_AUDIT_UNKNOWN;
+	CHECK_INT(store_device_unlocked(store, f.device.id, T0 + 500, &bad, &error), HK_ERR_INVAL);
+	REQUIRE(store_device_get(store, f.device.id, &d, &error) == 0);
+	CHECK_INT(d.last_seen_ms, T0 + 300);
+	/* a wiped account stays wiped */
+	struct store_audit wipe = {.time_ms = T0 + 600, .event = STORE_AUDIT_WIPE};
+	REQUIRE(store_account_wipe(store, g.account.id, T0 + 600, &wipe, &error) == 0);
+	CHECK_INT(store_device_unlocked(store, g.device.id, T0 + 700, &audit, &error), 0);
+	REQUIRE(store_account_get(store, g.account.id, &a, &error) == 0);
+	CHECK_INT(a.state, STORE_ACCOUNT_WIPED);
+	store_close(&store);
+}
+
 static void test_account_list_paging(void)
 {
 	struct store *store = open_store(&store_driver_sqlite, fresh_db_path());
@@ -1306,7 +1370,8 @@ TESTS(TEST(test_open_creates_schema), TEST(test_open_refuses_newer_version),
       TEST(test_migration_failure_rolls_back), TEST(test_file_modes),
       TEST(test_open_bad_params), TEST(test_account_create_get),
       TEST(test_account_create_conflicts), TEST(test_not_found), TEST(test_argument_checks),
-      TEST(test_account_state_and_touch), TEST(test_account_list_paging),
+      TEST(test_account_state_and_touch), TEST(test_device_unlocked),
+      TEST(test_account_list_paging),
       TEST(test_envelope_replace), TEST(test_collections), TEST(test_items),
       TEST(test_sync_apply), TEST(test_items_batch_1000), TEST(test_push_subscriptions), TEST(test_block_rules),
       TEST(test_audit), TEST(test_leases), TEST(test_delete_cascades), TEST(test_wipe),
