@@ -5,7 +5,15 @@
  * codec's queries; they look children up by name, never by position,
  * because the spec fixes no order in responses (SOGo sends Class before
  * SyncKey, Exchange the reverse). Arrays are sized by a counting pass
- * before they are filled, so every limit is checked before allocating. */
+ * before they are filled, so every limit is checked before allocating.
+ *
+ * The parsers share their plumbing: OWNED_PARSER() makes the public
+ * eas_<cmd>_parse() of an owned result (root check, a zeroed result for
+ * the static parse_<cmd>(), freed again when that fails); repeated
+ * elements become arrays through parse_list(), freed by free_list(); a
+ * Status and its action come from child_status_action() with the
+ * command's status table; ids and texts from child_id(), child_text() and
+ * their owned copies. */
 #include "eas/commands.h"
 
 #include <errno.h>
@@ -30,6 +38,14 @@ static int fail(const char **error_r, int err, const char *what, const char *why
 	return err;
 }
 
+/* "prefix/name" in buf, for the messages about a child of an element
+ * whose path is known only at run time; returns buf. */
+static const char *path_of(char *buf, size_t size, const char *prefix, const char *name)
+{
+	snprintf(buf, size, "%s/%s", prefix, name);
+	return buf;
+}
+
 /* ---- memory (out of memory aborts, as everywhere in Halfkey) ----------- */
 
 static void *xcalloc(size_t n, size_t size)
@@ -40,8 +56,12 @@ static void *xcalloc(size_t n, size_t size)
 	return p;
 }
 
-static char *xstrndup(const char *s, size_t len)
+/* An owned copy of s, or NULL for NULL. */
+static char *xstrdup_opt(const char *s)
 {
+	if (s == NULL)
+		return NULL;
+	size_t len = strlen(s);
 	char *p = xcalloc(len + 1, 1);
 	memcpy(p, s, len);
 	return p;
@@ -55,6 +75,15 @@ static void free_strv(char ***v, size_t n)
 		free((*v)[i]);
 	free(*v);
 	*v = NULL;
+}
+
+/* Frees an array of n entries of size bytes each, after clear() has freed
+ * what each entry owns (the counterpart of parse_list()). */
+static void free_list(void *v, size_t n, size_t size, void (*clear)(void *entry))
+{
+	for (size_t i = 0; i < n; i++)
+		clear((char *)v + i * size);
+	free(v);
 }
 
 /* ---- status tables ----------------------------------------------------- */
@@ -137,49 +166,26 @@ static const struct status_map gie_map[] = {
     {4, EAS_ACT_RESYNC},
 };
 
-enum eas_action eas_provision_status_action(int status)
-{
-	return map_status(status, provision_map, ARRAY_LEN(provision_map));
-}
+/* Defines the public fn(status): map_status() over the command's map. */
+#define STATUS_ACTION(fn, map)                                                                     \
+	enum eas_action fn(int status)                                                             \
+	{                                                                                          \
+		return map_status(status, map, ARRAY_LEN(map));                                    \
+	}
 
-enum eas_action eas_policy_status_action(int policy_status)
-{
-	return map_status(policy_status, policy_map, ARRAY_LEN(policy_map));
-}
+STATUS_ACTION(eas_provision_status_action, provision_map)
+STATUS_ACTION(eas_policy_status_action, policy_map)
+STATUS_ACTION(eas_foldersync_status_action, foldersync_map)
+STATUS_ACTION(eas_sync_status_action, sync_map)
+STATUS_ACTION(eas_ping_status_action, ping_map)
+STATUS_ACTION(eas_itemops_status_action, itemops_map)
+STATUS_ACTION(eas_move_status_action, move_map)
+STATUS_ACTION(eas_settings_status_action, settings_map)
+STATUS_ACTION(eas_gie_status_action, gie_map)
 
-enum eas_action eas_foldersync_status_action(int status)
+static enum eas_action compose_status_action(int status)
 {
-	return map_status(status, foldersync_map, ARRAY_LEN(foldersync_map));
-}
-
-enum eas_action eas_sync_status_action(int status)
-{
-	return map_status(status, sync_map, ARRAY_LEN(sync_map));
-}
-
-enum eas_action eas_ping_status_action(int status)
-{
-	return map_status(status, ping_map, ARRAY_LEN(ping_map));
-}
-
-enum eas_action eas_itemops_status_action(int status)
-{
-	return map_status(status, itemops_map, ARRAY_LEN(itemops_map));
-}
-
-enum eas_action eas_move_status_action(int status)
-{
-	return map_status(status, move_map, ARRAY_LEN(move_map));
-}
-
-enum eas_action eas_settings_status_action(int status)
-{
-	return map_status(status, settings_map, ARRAY_LEN(settings_map));
-}
-
-enum eas_action eas_gie_status_action(int status)
-{
-	return map_status(status, gie_map, ARRAY_LEN(gie_map));
+	return map_status(status, compose_map, ARRAY_LEN(compose_map));
 }
 
 /* ---- reading the tree -------------------------------------------------- */
@@ -191,6 +197,15 @@ static int expect_root(const struct eas_node *root, enum eas_page page, const ch
 		return fail(error_r, HK_ERR_INVAL, name, "no document");
 	if (!eas_node_is(root, page, name))
 		return fail(error_r, HK_ERR_INVAL, name, "the root element is not this command");
+	return 0;
+}
+
+/* An element that holds child elements (ApplicationData, Properties): text
+ * there is malformed. */
+static int expect_children(const struct eas_node *n, const char *what, const char **error_r)
+{
+	if (eas_node_content(n) != EAS_CONTENT_NONE)
+		return fail(error_r, HK_ERR_INVAL, what, "text where child elements are expected");
 	return 0;
 }
 
@@ -208,6 +223,20 @@ static int leaf_text(const struct eas_node *n, const char *what, const char **te
 	return 0;
 }
 
+/* leaf_text() at most max bytes long (0: unbounded). */
+static int leaf_text_max(const struct eas_node *n, const char *what, size_t max,
+                         const char **text_r, const char **error_r)
+{
+	const char *t;
+	int ret = leaf_text(n, what, &t, error_r);
+	if (ret < 0)
+		return ret;
+	if (max != 0 && strlen(t) > max)
+		return fail(error_r, HK_ERR_TOO_LONG, what, "longer than allowed");
+	*text_r = t;
+	return 0;
+}
+
 /* The text of the first child page:name of parent, NULL when absent (view).
  * max bounds its length (0: unbounded); required makes absence an error. */
 static int child_text(const struct eas_node *parent, enum eas_page page, const char *name,
@@ -218,14 +247,7 @@ static int child_text(const struct eas_node *parent, enum eas_page page, const c
 	*text_r = NULL;
 	if (n == NULL)
 		return required ? fail(error_r, HK_ERR_INVAL, what, "missing") : 0;
-	const char *t;
-	int ret = leaf_text(n, what, &t, error_r);
-	if (ret < 0)
-		return ret;
-	if (max != 0 && strlen(t) > max)
-		return fail(error_r, HK_ERR_TOO_LONG, what, "longer than allowed");
-	*text_r = t;
-	return 0;
+	return leaf_text_max(n, what, max, text_r, error_r);
 }
 
 /* As child_text(), for an id: an empty required id is malformed, an empty
@@ -251,7 +273,40 @@ static int child_dup(const struct eas_node *parent, enum eas_page page, const ch
 	int ret = child_text(parent, page, name, what, required, max, &t, error_r);
 	if (ret < 0)
 		return ret;
-	*out_r = t != NULL ? xstrndup(t, strlen(t)) : NULL;
+	*out_r = xstrdup_opt(t);
+	return 0;
+}
+
+/* An owned copy of child_id(). */
+static int child_id_dup(const struct eas_node *parent, enum eas_page page, const char *name,
+                        const char *what, bool required, char **out_r, const char **error_r)
+{
+	const char *id;
+	int ret = child_id(parent, page, name, what, required, &id, error_r);
+	if (ret < 0)
+		return ret;
+	*out_r = xstrdup_opt(id);
+	return 0;
+}
+
+/* child_text() copied into buf, a field of size bytes with the NUL (left
+ * alone when the child is absent): a text too long for it is
+ * HK_ERR_TOO_LONG. valid (if not NULL) vets the text first: a text it
+ * refuses is HK_ERR_INVAL with the reason invalid. */
+static int child_copy(const struct eas_node *parent, enum eas_page page, const char *name,
+                      const char *what, bool (*valid)(const char *), const char *invalid, char *buf,
+                      size_t size, const char **error_r)
+{
+	const char *t;
+	int ret = child_text(parent, page, name, what, false, 0, &t, error_r);
+	if (ret < 0 || t == NULL)
+		return ret;
+	if (valid != NULL && !valid(t))
+		return fail(error_r, HK_ERR_INVAL, what, invalid);
+	size_t len = strlen(t);
+	if (len >= size)
+		return fail(error_r, HK_ERR_TOO_LONG, what, "longer than allowed");
+	memcpy(buf, t, len + 1);
 	return 0;
 }
 
@@ -272,16 +327,6 @@ static int parse_number(const char *t, const char *what, unsigned long long max,
 	return 0;
 }
 
-static int node_number(const struct eas_node *n, const char *what, unsigned long long max,
-                       unsigned long long *v_r, const char **error_r)
-{
-	const char *t;
-	int ret = leaf_text(n, what, &t, error_r);
-	if (ret < 0)
-		return ret;
-	return parse_number(t, what, max, v_r, error_r);
-}
-
 /* The number in the first child page:name; *present_r says whether there
  * was one (absence is an error only when required). */
 static int child_number(const struct eas_node *parent, enum eas_page page, const char *name,
@@ -293,7 +338,28 @@ static int child_number(const struct eas_node *parent, enum eas_page page, const
 	*v_r = 0;
 	if (n == NULL)
 		return required ? fail(error_r, HK_ERR_INVAL, what, "missing") : 0;
-	return node_number(n, what, max, v_r, error_r);
+	const char *t;
+	int ret = leaf_text(n, what, &t, error_r);
+	if (ret < 0)
+		return ret;
+	return parse_number(t, what, max, v_r, error_r);
+}
+
+/* A uint32_t field (0 when absent). present_r may be NULL. */
+static int child_u32(const struct eas_node *parent, enum eas_page page, const char *name,
+                     const char *what, bool required, bool *present_r, uint32_t *v_r,
+                     const char **error_r)
+{
+	bool present;
+	unsigned long long v;
+	int ret =
+	    child_number(parent, page, name, what, required, UINT32_MAX, &present, &v, error_r);
+	if (present_r != NULL)
+		*present_r = present;
+	if (ret < 0)
+		return ret;
+	*v_r = (uint32_t)v;
+	return 0;
 }
 
 /* An int field that is -1 when absent. */
@@ -323,12 +389,28 @@ static int child_status(const struct eas_node *parent, enum eas_page page, const
 	return 0;
 }
 
-/* An [MS-ASDTYPE] boolean: 0 or 1. */
+/* A required Status element and its action by action_of(), the command's
+ * status table. */
+static int child_status_action(const struct eas_node *parent, enum eas_page page, const char *what,
+                               enum eas_action (*action_of)(int status), int *status_r,
+                               enum eas_action *action_r, const char **error_r)
+{
+	int ret = child_status(parent, page, what, true, status_r, error_r);
+	if (ret < 0)
+		return ret;
+	*action_r = action_of(*status_r);
+	return 0;
+}
+
+/* An [MS-ASDTYPE] boolean: 0 or 1. present_r may be NULL. */
 static int child_bool(const struct eas_node *parent, enum eas_page page, const char *name,
                       const char *what, bool *present_r, bool *v_r, const char **error_r)
 {
+	bool present;
 	unsigned long long v;
-	int ret = child_number(parent, page, name, what, false, ULLONG_MAX, present_r, &v, error_r);
+	int ret = child_number(parent, page, name, what, false, ULLONG_MAX, &present, &v, error_r);
+	if (present_r != NULL)
+		*present_r = present;
 	if (ret < 0)
 		return ret;
 	if (v > 1)
@@ -337,47 +419,176 @@ static int child_bool(const struct eas_node *parent, enum eas_page page, const c
 	return 0;
 }
 
-/* Counts the children page:name of parent, up to max (HK_ERR_TOO_LONG
- * beyond). */
-static int count_children(const struct eas_node *parent, enum eas_page page, const char *name,
-                          const char *what, size_t max, size_t *n_r, const char **error_r)
+/* Opaque or text content of the first child page:name (view). */
+static int child_bytes(const struct eas_node *parent, enum eas_page page, const char *name,
+                       const char *what, const uint8_t **bytes_r, size_t *len_r,
+                       const char **error_r)
 {
+	const struct eas_node *n = eas_node_child(parent, page, name);
+	*bytes_r = NULL;
+	*len_r = 0;
+	if (n == NULL)
+		return 0;
+	const uint8_t *b = eas_node_bytes(n, len_r);
+	if (b == NULL)
+		return fail(error_r, HK_ERR_INVAL, what,
+		            "child elements where content is expected");
+	*bytes_r = b;
+	return 0;
+}
+
+/* ---- lists of repeated elements ---------------------------------------- */
+
+/* An element a list is made of: its name, and for lists of several kinds
+ * (Add, Change, Delete...) the kind it stands for and its path for
+ * messages. */
+struct entry_name {
+	const char *name;
+	int kind;
+	const char *path;
+};
+
+/* Parses element n, which is names entry in, into entry. */
+typedef int parse_entry_fn(const struct eas_node *n, const struct entry_name *in, void *entry,
+                           const char **error_r);
+
+/* The entry of names[] that n is, or NULL (an element we skip). */
+static const struct entry_name *entry_kind(const struct eas_node *n, enum eas_page page,
+                                           const struct entry_name *names, size_t n_names)
+{
+	for (size_t i = 0; i < n_names; i++)
+		if (eas_node_is(n, page, names[i].name))
+			return &names[i];
+	return NULL;
+}
+
+/* The element of the list after prev (the first with prev NULL) and its
+ * entry of names[] in *in_r, in document order; NULL after the last. Lists
+ * of one name follow the codec's sibling links; others test each child. */
+static const struct eas_node *next_entry(const struct eas_node *parent, const struct eas_node *prev,
+                                         enum eas_page page, const struct entry_name *names,
+                                         size_t n_names, const struct entry_name **in_r)
+{
+	if (n_names == 1) {
+		*in_r = names;
+		return prev == NULL ? eas_node_child(parent, page, names[0].name)
+		                    : eas_node_next_same(prev);
+	}
+	const struct eas_node *c = prev == NULL ? eas_node_first(parent) : eas_node_next(prev);
+	for (; c != NULL; c = eas_node_next(c))
+		if ((*in_r = entry_kind(c, page, names, n_names)) != NULL)
+			return c;
+	return NULL;
+}
+
+/* The number of elements of the list, counted up to max + 1. */
+static size_t count_entries(const struct eas_node *parent, enum eas_page page,
+                            const struct entry_name *names, size_t n_names, size_t max)
+{
+	const struct entry_name *in;
 	size_t n = 0;
-	for (const struct eas_node *c = eas_node_child(parent, page, name); c != NULL;
-	     c = eas_node_next_same(c))
-		if (++n > max)
-			return fail(error_r, HK_ERR_TOO_LONG, what, "more entries than allowed");
+	for (const struct eas_node *c = next_entry(parent, NULL, page, names, n_names, &in);
+	     c != NULL && n <= max; c = next_entry(parent, c, page, names, n_names, &in))
+		n++;
+	return n;
+}
+
+/* count_entries(), more than max of them being HK_ERR_TOO_LONG (what
+ * names the list). */
+static int count_list(const struct eas_node *parent, enum eas_page page,
+                      const struct entry_name *names, size_t n_names, const char *what, size_t max,
+                      size_t *n_r, const char **error_r)
+{
+	size_t n = count_entries(parent, page, names, n_names, max);
+	if (n > max)
+		return fail(error_r, HK_ERR_TOO_LONG, what, "more entries than allowed");
 	*n_r = n;
 	return 0;
 }
 
-/* The texts of every child page:name of parent as an owned array. */
-static int children_dup(const struct eas_node *parent, enum eas_page page, const char *name,
-                        const char *what, size_t max_n, size_t max_len, char ***v_r, size_t *n_r,
-                        const char **error_r)
+/* Parses the children of parent that names[] lists (page:name) into a new
+ * array of entries of size bytes each, by parse() in document order; *v_r
+ * is NULL when there are none. The count is checked against max (see
+ * count_list()) before anything is allocated. *v_r is set on failure too,
+ * and *n_r counts the entries begun, the failing one included, so that the
+ * caller's free clears a half-filled entry. */
+static int parse_list(const struct eas_node *parent, enum eas_page page,
+                      const struct entry_name *names, size_t n_names, const char *what, size_t max,
+                      size_t size, parse_entry_fn *parse, void **v_r, size_t *n_r,
+                      const char **error_r)
 {
 	size_t n;
-	int ret = count_children(parent, page, name, what, max_n, &n, error_r);
-	if (ret < 0)
+	*v_r = NULL;
+	*n_r = 0;
+	int ret = count_list(parent, page, names, n_names, what, max, &n, error_r);
+	if (ret < 0 || n == 0)
 		return ret;
-	char **v = n != 0 ? xcalloc(n, sizeof(*v)) : NULL;
-	size_t i = 0;
-	for (const struct eas_node *c = eas_node_child(parent, page, name); c != NULL;
-	     c = eas_node_next_same(c), i++) {
-		const char *t;
-		ret = leaf_text(c, what, &t, error_r);
-		if (ret == 0 && strlen(t) > max_len)
-			ret = fail(error_r, HK_ERR_TOO_LONG, what, "longer than allowed");
-		if (ret < 0) {
-			free_strv(&v, i);
-			return ret;
-		}
-		v[i] = xstrndup(t, strlen(t));
-	}
+	char *v = xcalloc(n, size);
 	*v_r = v;
-	*n_r = n;
+	const struct entry_name *in;
+	for (const struct eas_node *c = next_entry(parent, NULL, page, names, n_names, &in);
+	     c != NULL; c = next_entry(parent, c, page, names, n_names, &in)) {
+		ret = parse(c, in, v + (*n_r)++ * size, error_r);
+		if (ret < 0)
+			return ret;
+	}
 	return 0;
 }
+
+/* parse_list() of the children page:name of parent; what names them in
+ * messages (and is their entry's path). */
+static int parse_children(const struct eas_node *parent, enum eas_page page, const char *name,
+                          const char *what, size_t max, size_t size, parse_entry_fn *parse,
+                          void **v_r, size_t *n_r, const char **error_r)
+{
+	const struct entry_name one = {name, 0, what};
+	return parse_list(parent, page, &one, 1, what, max, size, parse, v_r, n_r, error_r);
+}
+
+/* An owned copy of the text of n, at most max bytes, into the char *
+ * entry: the entries of lists of strings. */
+static int dup_entry(const struct eas_node *n, const char *what, size_t max, void *entry,
+                     const char **error_r)
+{
+	const char *t;
+	int ret = leaf_text_max(n, what, max, &t, error_r);
+	if (ret < 0)
+		return ret;
+	*(char **)entry = xstrdup_opt(t);
+	return 0;
+}
+
+static int parse_id_entry(const struct eas_node *n, const struct entry_name *in, void *entry,
+                          const char **error_r)
+{
+	return dup_entry(n, in->path, EAS_ID_MAX, entry, error_r);
+}
+
+static int parse_text_entry(const struct eas_node *n, const struct entry_name *in, void *entry,
+                            const char **error_r)
+{
+	return dup_entry(n, in->path, EAS_TEXT_MAX, entry, error_r);
+}
+
+/* ---- parsers of owned results ------------------------------------------ */
+
+/* Defines the public parser fn of an owned result whose root element is
+ * page:name: parse() fills a zeroed result; when it fails, free_fn() frees
+ * what it filled and *res_r is left alone. */
+#define OWNED_PARSER(fn, type, page, name, parse, free_fn)                                         \
+	int fn(const struct eas_node *root, type **res_r, const char **error_r)                    \
+	{                                                                                          \
+		int ret = expect_root(root, page, name, error_r);                                  \
+		if (ret < 0)                                                                       \
+			return ret;                                                                \
+		type *res = xcalloc(1, sizeof(*res));                                              \
+		ret = parse(root, res, error_r);                                                   \
+		if (ret < 0)                                                                       \
+			free_fn(&res);                                                             \
+		else                                                                               \
+			*res_r = res;                                                              \
+		return ret;                                                                        \
+	}
 
 /* ---- building ---------------------------------------------------------- */
 
@@ -389,11 +600,12 @@ static void add_number(struct eas_node *parent, enum eas_page page, const char *
 	eas_node_add_text(parent, page, name, buf);
 }
 
-static void add_opt_bool(struct eas_node *parent, enum eas_page page, const char *name,
-                         enum eas_opt_bool b)
+/* A checked enum whose 0 means "no element" and whose wire value is one
+ * less: enum eas_opt_bool, eas_filter, eas_conflict, eas_mime_support. */
+static void add_opt_enum(struct eas_node *parent, enum eas_page page, const char *name, unsigned v)
 {
-	if (b != EAS_OPT_UNSET)
-		add_number(parent, page, name, b == EAS_OPT_TRUE ? 1 : 0);
+	if (v != 0)
+		add_number(parent, page, name, v - 1);
 }
 
 static void add_opt_text(struct eas_node *parent, enum eas_page page, const char *name,
@@ -424,6 +636,18 @@ static int check_opt_id(const char *s, const char *what, const char **error_r)
 	return s == NULL ? 0 : check_id(s, what, EAS_ID_MAX, error_r);
 }
 
+/* The n entries at v of a request: at least one, at most max. none and
+ * too_many are the reasons of the two errors. */
+static int check_list(const void *v, size_t n, size_t max, const char *what, const char *none,
+                      const char *too_many, const char **error_r)
+{
+	if (n == 0 || v == NULL)
+		return fail(error_r, HK_ERR_INVAL, what, none);
+	if (n > max)
+		return fail(error_r, HK_ERR_TOO_LONG, what, too_many);
+	return 0;
+}
+
 static int check_body_pref(const struct eas_body_pref *bp, const char *what, const char **error_r)
 {
 	if (bp->type < EAS_BODY_PLAIN || bp->type > EAS_BODY_MIME)
@@ -441,7 +665,7 @@ static void add_body_pref(struct eas_node *parent, const struct eas_body_pref *b
 	add_number(n, EAS_PAGE_AIRSYNCBASE, "Type", (unsigned)bp->type);
 	if (bp->truncation_size != 0)
 		add_number(n, EAS_PAGE_AIRSYNCBASE, "TruncationSize", bp->truncation_size);
-	add_opt_bool(n, EAS_PAGE_AIRSYNCBASE, "AllOrNone", bp->all_or_none);
+	add_opt_enum(n, EAS_PAGE_AIRSYNCBASE, "AllOrNone", (unsigned)bp->all_or_none);
 	if (bp->preview != 0)
 		add_number(n, EAS_PAGE_AIRSYNCBASE, "Preview", bp->preview);
 }
@@ -456,16 +680,56 @@ static bool mime_ok(enum eas_mime_support m)
 	return m >= EAS_MIME_UNSET && m <= EAS_MIME_ALWAYS;
 }
 
+/* AirSync:Options with its Class and FilterType, the part Sync and
+ * GetItemEstimate share; returns the Options element. */
+static struct eas_node *add_options(struct eas_node *coll, const char *class_name,
+                                    enum eas_filter filter)
+{
+	const enum eas_page as = EAS_PAGE_AIRSYNC;
+	struct eas_node *n = eas_node_add(coll, as, "Options");
+	add_opt_text(n, as, "Class", class_name);
+	add_opt_enum(n, as, "FilterType", (unsigned)filter);
+	return n;
+}
+
+/* Settings:DeviceInformation/Set in the order of [MS-ASCMD] 6.39: strings,
+ * but for the one boolean. */
+static const struct device_field {
+	const char *name;
+	size_t offset; /* in struct eas_device_info */
+	bool boolean;  /* an enum eas_opt_bool, not a const char * */
+} device_fields[] = {
+    {"Model", offsetof(struct eas_device_info, model), false},
+    {"IMEI", offsetof(struct eas_device_info, imei), false},
+    {"FriendlyName", offsetof(struct eas_device_info, friendly_name), false},
+    {"OS", offsetof(struct eas_device_info, os), false},
+    {"OSLanguage", offsetof(struct eas_device_info, os_language), false},
+    {"PhoneNumber", offsetof(struct eas_device_info, phone_number), false},
+    {"UserAgent", offsetof(struct eas_device_info, user_agent), false},
+    {"EnableOutboundSMS", offsetof(struct eas_device_info, enable_outbound_sms), true},
+    {"MobileOperator", offsetof(struct eas_device_info, mobile_operator), false},
+};
+
+static const void *device_field_at(const struct eas_device_info *dev, const struct device_field *f)
+{
+	return (const char *)dev + f->offset;
+}
+
+/* A DeviceInformation/Set to send: at least one field, each bounded. NULL
+ * (none to send) passes. */
 static int check_device_info(const struct eas_device_info *dev, const char **error_r)
 {
-	const char *const fields[] = {dev->model,      dev->imei,           dev->friendly_name,
-	                              dev->os,         dev->os_language,    dev->phone_number,
-	                              dev->user_agent, dev->mobile_operator};
+	if (dev == NULL)
+		return 0;
 	bool any = dev->enable_outbound_sms != EAS_OPT_UNSET;
-	for (size_t i = 0; i < ARRAY_LEN(fields); i++) {
-		if (fields[i] == NULL)
+	for (size_t i = 0; i < ARRAY_LEN(device_fields); i++) {
+		const struct device_field *f = &device_fields[i];
+		if (f->boolean)
 			continue;
-		if (strlen(fields[i]) > EAS_TEXT_MAX)
+		const char *text = *(const char *const *)device_field_at(dev, f);
+		if (text == NULL)
+			continue;
+		if (strlen(text) > EAS_TEXT_MAX)
 			return fail(error_r, HK_ERR_TOO_LONG, "DeviceInformation/Set",
 			            "a field is longer than allowed");
 		any = true;
@@ -478,20 +742,22 @@ static int check_device_info(const struct eas_device_info *dev, const char **err
 	return 0;
 }
 
-/* Settings:DeviceInformation/Set in the order of [MS-ASCMD] 6.39. */
+/* Settings:DeviceInformation/Set of a checked dev; nothing for NULL. */
 static void add_device_info(struct eas_node *parent, const struct eas_device_info *dev)
 {
-	struct eas_node *set = eas_node_add(
-	    eas_node_add(parent, EAS_PAGE_SETTINGS, "DeviceInformation"), EAS_PAGE_SETTINGS, "Set");
-	add_opt_text(set, EAS_PAGE_SETTINGS, "Model", dev->model);
-	add_opt_text(set, EAS_PAGE_SETTINGS, "IMEI", dev->imei);
-	add_opt_text(set, EAS_PAGE_SETTINGS, "FriendlyName", dev->friendly_name);
-	add_opt_text(set, EAS_PAGE_SETTINGS, "OS", dev->os);
-	add_opt_text(set, EAS_PAGE_SETTINGS, "OSLanguage", dev->os_language);
-	add_opt_text(set, EAS_PAGE_SETTINGS, "PhoneNumber", dev->phone_number);
-	add_opt_text(set, EAS_PAGE_SETTINGS, "UserAgent", dev->user_agent);
-	add_opt_bool(set, EAS_PAGE_SETTINGS, "EnableOutboundSMS", dev->enable_outbound_sms);
-	add_opt_text(set, EAS_PAGE_SETTINGS, "MobileOperator", dev->mobile_operator);
+	const enum eas_page st = EAS_PAGE_SETTINGS;
+	if (dev == NULL)
+		return;
+	struct eas_node *set =
+	    eas_node_add(eas_node_add(parent, st, "DeviceInformation"), st, "Set");
+	for (size_t i = 0; i < ARRAY_LEN(device_fields); i++) {
+		const struct device_field *f = &device_fields[i];
+		const void *at = device_field_at(dev, f);
+		if (f->boolean)
+			add_opt_enum(set, st, f->name, (unsigned)*(const enum eas_opt_bool *)at);
+		else
+			add_opt_text(set, st, f->name, *(const char *const *)at);
+	}
 }
 
 /* ---- Provision --------------------------------------------------------- */
@@ -509,20 +775,26 @@ static bool policy_key_ok(const char *key)
 	return strtoull(key, NULL, 10) <= UINT32_MAX;
 }
 
+/* Policies/Policy with its PolicyType under a Provision; returns the
+ * Policy element. */
+static struct eas_node *add_policy(struct eas_node *provision)
+{
+	const enum eas_page pv = EAS_PAGE_PROVISION;
+	struct eas_node *policy =
+	    eas_node_add(eas_node_add(provision, pv, "Policies"), pv, "Policy");
+	eas_node_add_text(policy, pv, "PolicyType", EAS_POLICY_TYPE);
+	return policy;
+}
+
 int eas_provision_build(const struct eas_device_info *dev, struct eas_node **root_r,
                         const char **error_r)
 {
-	if (dev != NULL) {
-		int ret = check_device_info(dev, error_r);
-		if (ret < 0)
-			return ret;
-	}
+	int ret = check_device_info(dev, error_r);
+	if (ret < 0)
+		return ret;
 	struct eas_node *root = eas_node_new(EAS_PAGE_PROVISION, "Provision");
-	if (dev != NULL)
-		add_device_info(root, dev);
-	struct eas_node *policy = eas_node_add(eas_node_add(root, EAS_PAGE_PROVISION, "Policies"),
-	                                       EAS_PAGE_PROVISION, "Policy");
-	eas_node_add_text(policy, EAS_PAGE_PROVISION, "PolicyType", EAS_POLICY_TYPE);
+	add_device_info(root, dev);
+	add_policy(root);
 	*root_r = root;
 	return 0;
 }
@@ -537,9 +809,7 @@ int eas_provision_build_ack(const char *policy_key, enum eas_policy_ack ack,
 		return fail(error_r, HK_ERR_INVAL, "Provision/Policies/Policy/Status",
 		            "must be 1..4");
 	struct eas_node *root = eas_node_new(EAS_PAGE_PROVISION, "Provision");
-	struct eas_node *policy = eas_node_add(eas_node_add(root, EAS_PAGE_PROVISION, "Policies"),
-	                                       EAS_PAGE_PROVISION, "Policy");
-	eas_node_add_text(policy, EAS_PAGE_PROVISION, "PolicyType", EAS_POLICY_TYPE);
+	struct eas_node *policy = add_policy(root);
 	eas_node_add_text(policy, EAS_PAGE_PROVISION, "PolicyKey", policy_key);
 	add_number(policy, EAS_PAGE_PROVISION, "Status", (unsigned)ack);
 	*root_r = root;
@@ -559,57 +829,38 @@ int eas_provision_build_wipe_ack(bool wiped, struct eas_node **root_r, const cha
 int eas_provision_parse(const struct eas_node *root, struct eas_provision_result *res_r,
                         const char **error_r)
 {
+	const enum eas_page pv = EAS_PAGE_PROVISION;
 	struct eas_provision_result res;
 	memset(&res, 0, sizeof(res));
-	int ret = expect_root(root, EAS_PAGE_PROVISION, "Provision", error_r);
+	int ret = expect_root(root, pv, "Provision", error_r);
+	if (ret == 0)
+		ret = child_status(root, pv, "Provision/Status", true, &res.status, error_r);
+	if (ret == 0)
+		ret = child_status(eas_node_child(root, EAS_PAGE_SETTINGS, "DeviceInformation"),
+		                   EAS_PAGE_SETTINGS, "Provision/DeviceInformation/Status", false,
+		                   &res.device_info_status, error_r);
 	if (ret < 0)
 		return ret;
-	ret =
-	    child_status(root, EAS_PAGE_PROVISION, "Provision/Status", true, &res.status, error_r);
-	if (ret < 0)
-		return ret;
-	res.remote_wipe = eas_node_child(root, EAS_PAGE_PROVISION, "RemoteWipe") != NULL;
+	res.remote_wipe = eas_node_child(root, pv, "RemoteWipe") != NULL;
 	/* A 16.1 element: matches only if the codec ever knows its token. */
-	res.account_only_remote_wipe =
-	    eas_node_child(root, EAS_PAGE_PROVISION, "AccountOnlyRemoteWipe") != NULL;
-	const struct eas_node *devinfo =
-	    eas_node_child(root, EAS_PAGE_SETTINGS, "DeviceInformation");
-	if (devinfo != NULL) {
-		ret = child_status(devinfo, EAS_PAGE_SETTINGS, "Provision/DeviceInformation/Status",
-		                   false, &res.device_info_status, error_r);
-		if (ret < 0)
-			return ret;
-	}
+	res.account_only_remote_wipe = eas_node_child(root, pv, "AccountOnlyRemoteWipe") != NULL;
 
-	const struct eas_node *policy =
-	    eas_node_find(root, EAS_PAGE_PROVISION, "Policies", "Policy", NULL);
+	const struct eas_node *policy = eas_node_find(root, pv, "Policies", "Policy", NULL);
 	if (policy != NULL) {
 		res.has_policy = true;
-		const char *type, *key;
-		ret = child_text(policy, EAS_PAGE_PROVISION, "PolicyType",
-		                 "Provision/Policies/Policy/PolicyType", false,
-		                 sizeof(res.policy_type) - 1, &type, error_r);
+		ret = child_copy(policy, pv, "PolicyType", "Provision/Policies/Policy/PolicyType",
+		                 NULL, NULL, res.policy_type, sizeof(res.policy_type), error_r);
+		if (ret == 0)
+			ret = child_status(policy, pv, "Provision/Policies/Policy/Status", true,
+			                   &res.policy_status, error_r);
+		if (ret == 0)
+			ret = child_copy(policy, pv, "PolicyKey",
+			                 "Provision/Policies/Policy/PolicyKey", policy_key_ok,
+			                 "not an unsignedInt of 1..10 digits", res.policy_key,
+			                 sizeof(res.policy_key), error_r);
 		if (ret < 0)
 			return ret;
-		if (type != NULL)
-			memcpy(res.policy_type, type, strlen(type) + 1);
-		ret = child_status(policy, EAS_PAGE_PROVISION, "Provision/Policies/Policy/Status",
-		                   true, &res.policy_status, error_r);
-		if (ret < 0)
-			return ret;
-		ret = child_text(policy, EAS_PAGE_PROVISION, "PolicyKey",
-		                 "Provision/Policies/Policy/PolicyKey", false, 0, &key, error_r);
-		if (ret < 0)
-			return ret;
-		if (key != NULL) {
-			if (!policy_key_ok(key))
-				return fail(error_r, HK_ERR_INVAL,
-				            "Provision/Policies/Policy/PolicyKey",
-				            "not an unsignedInt of 1..10 digits");
-			memcpy(res.policy_key, key, strlen(key) + 1);
-		}
-		res.provision_doc =
-		    eas_node_find(policy, EAS_PAGE_PROVISION, "Data", "EASProvisionDoc", NULL);
+		res.provision_doc = eas_node_find(policy, pv, "Data", "EASProvisionDoc", NULL);
 	}
 
 	if (res.remote_wipe || res.account_only_remote_wipe)
@@ -628,15 +879,8 @@ int eas_provision_parse(const struct eas_node *root, struct eas_provision_result
 
 bool eas_folder_is_mail(int type)
 {
-	switch (type) {
-	case EAS_FOLDER_INBOX:
-	case EAS_FOLDER_DRAFTS:
-	case EAS_FOLDER_DELETED:
-	case EAS_FOLDER_SENT:
-	case EAS_FOLDER_OUTBOX:
-	case EAS_FOLDER_USER_MAIL: return true;
-	default: return false;
-	}
+	const char *class_name = eas_folder_class(type);
+	return class_name != NULL && strcmp(class_name, "Email") == 0;
 }
 
 const char *eas_folder_class(int type)
@@ -671,12 +915,12 @@ int eas_foldersync_build(const char *sync_key, struct eas_node **root_r, const c
 	return 0;
 }
 
-static void folder_change_clear(struct eas_folder_change *c)
+static void folder_change_clear(void *entry)
 {
+	struct eas_folder_change *c = entry;
 	free(c->server_id);
 	free(c->parent_id);
 	free(c->display_name);
-	memset(c, 0, sizeof(*c));
 }
 
 void eas_foldersync_result_free(struct eas_foldersync_result **res)
@@ -684,116 +928,77 @@ void eas_foldersync_result_free(struct eas_foldersync_result **res)
 	if (res == NULL || *res == NULL)
 		return;
 	struct eas_foldersync_result *r = *res;
-	for (size_t i = 0; i < r->n_changes; i++)
-		folder_change_clear(&r->changes[i]);
-	free(r->changes);
+	free_list(r->changes, r->n_changes, sizeof(*r->changes), folder_change_clear);
 	free(r->sync_key);
 	free(r);
 	*res = NULL;
 }
 
-static int parse_folder_change(const struct eas_node *n, enum eas_change_kind kind,
-                               struct eas_folder_change *c, const char **error_r)
+/* The entries of FolderSync/Changes (Count and elements of later versions
+ * are skipped). */
+static const struct entry_name change_names[] = {
+    {"Add", EAS_CHANGE_ADD, "FolderSync/Changes/Add"},
+    {"Update", EAS_CHANGE_UPDATE, "FolderSync/Changes/Update"},
+    {"Delete", EAS_CHANGE_DELETE, "FolderSync/Changes/Delete"},
+};
+
+static int parse_folder_change(const struct eas_node *n, const struct entry_name *in, void *entry,
+                               const char **error_r)
 {
-	static const char *const paths[][5] = {
-	    {"FolderSync/Changes/Add/ServerId", "FolderSync/Changes/Add/ParentId",
-	     "FolderSync/Changes/Add/DisplayName", "FolderSync/Changes/Add/Type"},
-	    {"FolderSync/Changes/Update/ServerId", "FolderSync/Changes/Update/ParentId",
-	     "FolderSync/Changes/Update/DisplayName", "FolderSync/Changes/Update/Type"},
-	    {"FolderSync/Changes/Delete/ServerId", NULL, NULL, NULL},
-	};
-	const char *const *p = paths[kind];
 	const enum eas_page fh = EAS_PAGE_FOLDERHIERARCHY;
-	c->kind = kind;
-	const char *id;
-	int ret = child_id(n, fh, "ServerId", p[0], true, &id, error_r);
-	if (ret < 0)
+	struct eas_folder_change *c = entry;
+	char what[64];
+	c->kind = (enum eas_change_kind)in->kind;
+	int ret = child_id_dup(n, fh, "ServerId", path_of(what, sizeof(what), in->path, "ServerId"),
+	                       true, &c->server_id, error_r);
+	if (ret < 0 || c->kind == EAS_CHANGE_DELETE)
 		return ret;
-	c->server_id = xstrndup(id, strlen(id));
-	if (kind == EAS_CHANGE_DELETE)
-		return 0;
-	ret = child_id(n, fh, "ParentId", p[1], true, &id, error_r);
-	if (ret < 0)
-		return ret;
-	c->parent_id = xstrndup(id, strlen(id));
-	ret = child_dup(n, fh, "DisplayName", p[2], true, EAS_TEXT_MAX, &c->display_name, error_r);
+	ret = child_id_dup(n, fh, "ParentId", path_of(what, sizeof(what), in->path, "ParentId"),
+	                   true, &c->parent_id, error_r);
+	if (ret == 0)
+		ret = child_dup(n, fh, "DisplayName",
+		                path_of(what, sizeof(what), in->path, "DisplayName"), true,
+		                EAS_TEXT_MAX, &c->display_name, error_r);
 	if (ret < 0)
 		return ret;
 	bool present;
 	unsigned long long type;
-	ret = child_number(n, fh, "Type", p[3], true, INT_MAX, &present, &type, error_r);
+	ret = child_number(n, fh, "Type", path_of(what, sizeof(what), in->path, "Type"), true,
+	                   INT_MAX, &present, &type, error_r);
 	if (ret < 0)
 		return ret;
 	c->type = (int)type;
 	return 0;
 }
 
-int eas_foldersync_parse(const struct eas_node *root, struct eas_foldersync_result **res_r,
-                         const char **error_r)
+static int parse_foldersync(const struct eas_node *root, struct eas_foldersync_result *res,
+                            const char **error_r)
 {
 	const enum eas_page fh = EAS_PAGE_FOLDERHIERARCHY;
-	int ret = expect_root(root, fh, "FolderSync", error_r);
+	int ret = child_status_action(root, fh, "FolderSync/Status", eas_foldersync_status_action,
+	                              &res->status, &res->action, error_r);
+	if (ret == 0)
+		ret = child_id_dup(root, fh, "SyncKey", "FolderSync/SyncKey",
+		                   res->status == EAS_FOLDERSYNC_OK, &res->sync_key, error_r);
 	if (ret < 0)
 		return ret;
-	struct eas_foldersync_result *res = xcalloc(1, sizeof(*res));
-	ret = child_status(root, fh, "FolderSync/Status", true, &res->status, error_r);
-	if (ret < 0)
-		goto out;
-	res->action = eas_foldersync_status_action(res->status);
-	const char *key;
-	ret = child_id(root, fh, "SyncKey", "FolderSync/SyncKey", res->status == EAS_FOLDERSYNC_OK,
-	               &key, error_r);
-	if (ret < 0)
-		goto out;
-	if (key != NULL)
-		res->sync_key = xstrndup(key, strlen(key));
-
 	const struct eas_node *changes = eas_node_child(root, fh, "Changes");
-	if (changes != NULL) {
-		unsigned long long count;
-		ret = child_number(changes, fh, "Count", "FolderSync/Changes/Count", false,
-		                   UINT32_MAX, &res->has_count, &count, error_r);
-		if (ret < 0)
-			goto out;
-		res->count = (uint32_t)count;
-		size_t n = 0;
-		for (const struct eas_node *c = eas_node_first(changes); c != NULL;
-		     c = eas_node_next(c))
-			if (eas_node_is(c, fh, "Add") || eas_node_is(c, fh, "Update") ||
-			    eas_node_is(c, fh, "Delete"))
-				n++;
-		if (n > EAS_FOLDERSYNC_MAX_CHANGES) {
-			ret = fail(error_r, HK_ERR_TOO_LONG, "FolderSync/Changes",
-			           "more entries than allowed");
-			goto out;
-		}
-		res->changes = n != 0 ? xcalloc(n, sizeof(*res->changes)) : NULL;
-		for (const struct eas_node *c = eas_node_first(changes); c != NULL;
-		     c = eas_node_next(c)) {
-			enum eas_change_kind kind;
-			if (eas_node_is(c, fh, "Add"))
-				kind = EAS_CHANGE_ADD;
-			else if (eas_node_is(c, fh, "Update"))
-				kind = EAS_CHANGE_UPDATE;
-			else if (eas_node_is(c, fh, "Delete"))
-				kind = EAS_CHANGE_DELETE;
-			else
-				continue; /* Count, or an element of a later version */
-			/* counted before parsing, so a half-filled entry is freed */
-			ret =
-			    parse_folder_change(c, kind, &res->changes[res->n_changes++], error_r);
-			if (ret < 0)
-				goto out;
-		}
-	}
-	ret = 0;
-out:
+	if (changes == NULL)
+		return 0;
+	ret = child_u32(changes, fh, "Count", "FolderSync/Changes/Count", false, &res->has_count,
+	                &res->count, error_r);
 	if (ret < 0)
-		eas_foldersync_result_free(&res);
-	else
-		*res_r = res;
+		return ret;
+	void *v;
+	ret = parse_list(changes, fh, change_names, ARRAY_LEN(change_names), "FolderSync/Changes",
+	                 EAS_FOLDERSYNC_MAX_CHANGES, sizeof(*res->changes), parse_folder_change, &v,
+	                 &res->n_changes, error_r);
+	res->changes = v;
 	return ret;
 }
+
+OWNED_PARSER(eas_foldersync_parse, struct eas_foldersync_result, EAS_PAGE_FOLDERHIERARCHY,
+             "FolderSync", parse_foldersync, eas_foldersync_result_free)
 
 /* ---- Sync: request ----------------------------------------------------- */
 
@@ -901,16 +1106,11 @@ static int check_sync_collection(const struct eas_sync_collection_req *c, size_t
 static void add_sync_options(struct eas_node *coll, const struct eas_sync_options *o)
 {
 	const enum eas_page as = EAS_PAGE_AIRSYNC;
-	struct eas_node *n = eas_node_add(coll, as, "Options");
-	add_opt_text(n, as, "Class", o->class_name);
-	if (o->filter != EAS_FILTER_UNSET)
-		add_number(n, as, "FilterType", (unsigned)o->filter - 1);
+	struct eas_node *n = add_options(coll, o->class_name, o->filter);
 	for (size_t i = 0; i < o->n_body_prefs; i++)
 		add_body_pref(n, &o->body_prefs[i]);
-	if (o->conflict != EAS_CONFLICT_UNSET)
-		add_number(n, as, "Conflict", (unsigned)o->conflict - 1);
-	if (o->mime_support != EAS_MIME_UNSET)
-		add_number(n, as, "MIMESupport", (unsigned)o->mime_support - 1);
+	add_opt_enum(n, as, "Conflict", (unsigned)o->conflict);
+	add_opt_enum(n, as, "MIMESupport", (unsigned)o->mime_support);
 }
 
 /* Email:Flag as in [MS-ASEMAIL] 4.2: Status first, then the dates. */
@@ -943,7 +1143,7 @@ static void add_sync_command(struct eas_node *cmds, const struct eas_sync_comman
 		return;
 	const struct eas_email_change *ch = cmd->change;
 	struct eas_node *ad = eas_node_add(n, as, "ApplicationData");
-	add_opt_bool(ad, EAS_PAGE_EMAIL, "Read", ch->read);
+	add_opt_enum(ad, EAS_PAGE_EMAIL, "Read", (unsigned)ch->read);
 	if (ch->flag.op != EAS_FLAG_UNCHANGED)
 		add_flag(ad, &ch->flag);
 	if (ch->set_categories) {
@@ -956,11 +1156,12 @@ static void add_sync_command(struct eas_node *cmds, const struct eas_sync_comman
 int eas_sync_build(const struct eas_sync_req *req, struct eas_node **root_r, const char **error_r)
 {
 	const enum eas_page as = EAS_PAGE_AIRSYNC;
-	if (req == NULL || req->n_collections == 0 || req->collections == NULL)
-		return fail(error_r, HK_ERR_INVAL, "Sync/Collections", "no collection");
-	if (req->n_collections > EAS_MAX_COLLECTIONS)
-		return fail(error_r, HK_ERR_TOO_LONG, "Sync/Collections",
-		            "more collections than allowed");
+	int ret =
+	    check_list(req != NULL ? req->collections : NULL, req != NULL ? req->n_collections : 0,
+	               EAS_MAX_COLLECTIONS, "Sync/Collections", "no collection",
+	               "more collections than allowed", error_r);
+	if (ret < 0)
+		return ret;
 	if (req->wait > 59)
 		return fail(error_r, HK_ERR_INVAL, "Sync/Wait", "must be 1..59 minutes");
 	if (req->wait != 0 && req->heartbeat_interval != 0)
@@ -970,7 +1171,7 @@ int eas_sync_build(const struct eas_sync_req *req, struct eas_node **root_r, con
 		return fail(error_r, HK_ERR_INVAL, "Sync/WindowSize", "must be 1..512");
 	size_t n_items = 0;
 	for (size_t i = 0; i < req->n_collections; i++) {
-		int ret = check_sync_collection(&req->collections[i], &n_items, error_r);
+		ret = check_sync_collection(&req->collections[i], &n_items, error_r);
 		if (ret < 0)
 			return ret;
 	}
@@ -983,11 +1184,11 @@ int eas_sync_build(const struct eas_sync_req *req, struct eas_node **root_r, con
 		struct eas_node *coll = eas_node_add(colls, as, "Collection");
 		eas_node_add_text(coll, as, "SyncKey", c->sync_key);
 		eas_node_add_text(coll, as, "CollectionId", c->collection_id);
-		add_opt_bool(coll, as, "DeletesAsMoves", c->deletes_as_moves);
-		add_opt_bool(coll, as, "GetChanges", c->get_changes);
+		add_opt_enum(coll, as, "DeletesAsMoves", (unsigned)c->deletes_as_moves);
+		add_opt_enum(coll, as, "GetChanges", (unsigned)c->get_changes);
 		if (c->window_size != 0)
 			add_number(coll, as, "WindowSize", c->window_size);
-		add_opt_bool(coll, as, "ConversationMode", c->conversation_mode);
+		add_opt_enum(coll, as, "ConversationMode", (unsigned)c->conversation_mode);
 		for (size_t j = 0; j < c->n_options; j++)
 			add_sync_options(coll, &c->options[j]);
 		if (c->n_commands != 0) {
@@ -1010,140 +1211,105 @@ int eas_sync_build(const struct eas_sync_req *req, struct eas_node **root_r, con
 
 /* ---- Sync: response ---------------------------------------------------- */
 
-struct item_name {
-	const char *name;
-	enum eas_sync_item_kind kind;
-	const char *path; /* for messages */
-};
-
-static const struct item_name command_names[] = {
+static const struct entry_name command_names[] = {
     {"Add", EAS_SYNC_ITEM_ADD, "Sync/Collections/Collection/Commands/Add"},
     {"Change", EAS_SYNC_ITEM_CHANGE, "Sync/Collections/Collection/Commands/Change"},
     {"Delete", EAS_SYNC_ITEM_DELETE, "Sync/Collections/Collection/Commands/Delete"},
     {"SoftDelete", EAS_SYNC_ITEM_SOFT_DELETE, "Sync/Collections/Collection/Commands/SoftDelete"},
 };
 
-static const struct item_name response_names[] = {
+static const struct entry_name response_names[] = {
     {"Add", EAS_SYNC_ITEM_ADD, "Sync/Collections/Collection/Responses/Add"},
     {"Change", EAS_SYNC_ITEM_CHANGE, "Sync/Collections/Collection/Responses/Change"},
     {"Delete", EAS_SYNC_ITEM_DELETE, "Sync/Collections/Collection/Responses/Delete"},
     {"Fetch", EAS_SYNC_ITEM_FETCH, "Sync/Collections/Collection/Responses/Fetch"},
 };
 
-/* The entry of names[] that n is, or NULL (an element we skip). */
-static const struct item_name *item_kind(const struct eas_node *n, const struct item_name *names,
-                                         size_t n_names)
-{
-	for (size_t i = 0; i < n_names; i++)
-		if (eas_node_is(n, EAS_PAGE_AIRSYNC, names[i].name))
-			return &names[i];
-	return NULL;
-}
-
-static size_t count_items(const struct eas_node *parent, const struct item_name *names,
-                          size_t n_names)
-{
-	size_t n = 0;
-	for (const struct eas_node *c = eas_node_first(parent); c != NULL; c = eas_node_next(c))
-		if (item_kind(c, names, n_names) != NULL)
-			n++;
-	return n;
-}
-
-static int parse_sync_item(const struct eas_node *n, const struct item_name *in, bool response,
+/* A Commands entry (response false: its action stays EAS_ACT_OK, the zero
+ * of a new entry) or a Responses entry. */
+static int parse_sync_item(const struct eas_node *n, const struct entry_name *in, bool response,
                            struct eas_sync_item *item, const char **error_r)
 {
 	const enum eas_page as = EAS_PAGE_AIRSYNC;
-	item->kind = in->kind;
+	item->kind = (enum eas_sync_item_kind)in->kind;
 	bool add_response = response && in->kind == EAS_SYNC_ITEM_ADD;
 	/* the messages name the element: "<path>/ServerId" */
 	char what[160];
-	snprintf(what, sizeof(what), "%s/ServerId", in->path);
-	int ret = child_id(n, as, "ServerId", what, !add_response, &item->server_id, error_r);
+	int ret = child_id(n, as, "ServerId", path_of(what, sizeof(what), in->path, "ServerId"),
+	                   !add_response, &item->server_id, error_r);
+	if (ret == 0 && add_response)
+		ret = child_id(n, as, "ClientId", path_of(what, sizeof(what), in->path, "ClientId"),
+		               true, &item->client_id, error_r);
+	if (ret == 0)
+		ret = child_text(n, as, "Class", path_of(what, sizeof(what), in->path, "Class"),
+		                 false, EAS_ID_MAX, &item->class_name, error_r);
+	if (ret == 0 && response)
+		ret = child_status_action(n, as, path_of(what, sizeof(what), in->path, "Status"),
+		                          eas_sync_status_action, &item->status, &item->action,
+		                          error_r);
 	if (ret < 0)
 		return ret;
-	if (add_response) {
-		snprintf(what, sizeof(what), "%s/ClientId", in->path);
-		ret = child_id(n, as, "ClientId", what, true, &item->client_id, error_r);
-		if (ret < 0)
-			return ret;
-	}
-	snprintf(what, sizeof(what), "%s/Class", in->path);
-	ret = child_text(n, as, "Class", what, false, EAS_ID_MAX, &item->class_name, error_r);
-	if (ret < 0)
-		return ret;
-	if (response) {
-		snprintf(what, sizeof(what), "%s/Status", in->path);
-		ret = child_status(n, as, what, true, &item->status, error_r);
-		if (ret < 0)
-			return ret;
-		item->action = eas_sync_status_action(item->status);
-	} else {
-		item->action = EAS_ACT_OK;
-	}
 	item->app_data = eas_node_child(n, as, "ApplicationData");
-	if (item->app_data != NULL && eas_node_content(item->app_data) != EAS_CONTENT_NONE) {
-		snprintf(what, sizeof(what), "%s/ApplicationData", in->path);
-		return fail(error_r, HK_ERR_INVAL, what, "text where child elements are expected");
-	}
-	return 0;
-}
-
-static int parse_sync_items(const struct eas_node *parent, const struct item_name *names,
-                            size_t n_names, bool response, struct eas_sync_item **items_r,
-                            size_t *n_r, const char **error_r)
-{
-	size_t n = count_items(parent, names, n_names);
-	*items_r = NULL;
-	*n_r = 0;
-	if (n == 0)
+	if (item->app_data == NULL)
 		return 0;
-	struct eas_sync_item *items = xcalloc(n, sizeof(*items));
-	size_t i = 0;
-	for (const struct eas_node *c = eas_node_first(parent); c != NULL; c = eas_node_next(c)) {
-		const struct item_name *in = item_kind(c, names, n_names);
-		if (in == NULL)
-			continue;
-		int ret = parse_sync_item(c, in, response, &items[i++], error_r);
-		if (ret < 0) {
-			free(items);
-			return ret;
-		}
-	}
-	*items_r = items;
-	*n_r = n;
-	return 0;
+	return expect_children(item->app_data,
+	                       path_of(what, sizeof(what), in->path, "ApplicationData"), error_r);
 }
 
-static int parse_sync_collection(const struct eas_node *n, struct eas_sync_collection *c,
+static int parse_sync_command(const struct eas_node *n, const struct entry_name *in, void *entry,
+                              const char **error_r)
+{
+	return parse_sync_item(n, in, false, entry, error_r);
+}
+
+static int parse_sync_response(const struct eas_node *n, const struct entry_name *in, void *entry,
+                               const char **error_r)
+{
+	return parse_sync_item(n, in, true, entry, error_r);
+}
+
+static int parse_sync_collection(const struct eas_node *n, const struct entry_name *in, void *entry,
                                  const char **error_r)
 {
 	const enum eas_page as = EAS_PAGE_AIRSYNC;
+	struct eas_sync_collection *c = entry;
+	(void)in;
 	int ret = child_id(n, as, "CollectionId", "Sync/Collections/Collection/CollectionId", true,
 	                   &c->collection_id, error_r);
-	if (ret < 0)
-		return ret;
-	ret = child_status(n, as, "Sync/Collections/Collection/Status", true, &c->status, error_r);
-	if (ret < 0)
-		return ret;
-	c->action = eas_sync_status_action(c->status);
-	ret = child_id(n, as, "SyncKey", "Sync/Collections/Collection/SyncKey",
-	               c->status == EAS_SYNC_OK, &c->sync_key, error_r);
-	if (ret < 0)
-		return ret;
-	ret = child_text(n, as, "Class", "Sync/Collections/Collection/Class", false, EAS_ID_MAX,
-	                 &c->class_name, error_r);
+	if (ret == 0)
+		ret = child_status_action(n, as, "Sync/Collections/Collection/Status",
+		                          eas_sync_status_action, &c->status, &c->action, error_r);
+	if (ret == 0)
+		ret = child_id(n, as, "SyncKey", "Sync/Collections/Collection/SyncKey",
+		               c->status == EAS_SYNC_OK, &c->sync_key, error_r);
+	if (ret == 0)
+		ret = child_text(n, as, "Class", "Sync/Collections/Collection/Class", false,
+		                 EAS_ID_MAX, &c->class_name, error_r);
 	if (ret < 0)
 		return ret;
 	c->more_available = eas_node_child(n, as, "MoreAvailable") != NULL;
-	ret = parse_sync_items(eas_node_child(n, as, "Commands"), command_names,
-	                       ARRAY_LEN(command_names), false, &c->commands, &c->n_commands,
-	                       error_r);
+	/* eas_sync_parse() has checked the number of items of all collections */
+	void *v;
+	ret = parse_list(eas_node_child(n, as, "Commands"), as, command_names,
+	                 ARRAY_LEN(command_names), "Sync/Collections/Collection/Commands",
+	                 EAS_SYNC_MAX_ITEMS, sizeof(*c->commands), parse_sync_command, &v,
+	                 &c->n_commands, error_r);
+	c->commands = v;
 	if (ret < 0)
 		return ret;
-	return parse_sync_items(eas_node_child(n, as, "Responses"), response_names,
-	                        ARRAY_LEN(response_names), true, &c->responses, &c->n_responses,
-	                        error_r);
+	ret = parse_list(eas_node_child(n, as, "Responses"), as, response_names,
+	                 ARRAY_LEN(response_names), "Sync/Collections/Collection/Responses",
+	                 EAS_SYNC_MAX_ITEMS, sizeof(*c->responses), parse_sync_response, &v,
+	                 &c->n_responses, error_r);
+	c->responses = v;
+	return ret;
+}
+
+static void sync_collection_clear(void *entry)
+{
+	struct eas_sync_collection *c = entry;
+	free(c->commands);
+	free(c->responses);
 }
 
 void eas_sync_result_free(struct eas_sync_result **res)
@@ -1151,74 +1317,57 @@ void eas_sync_result_free(struct eas_sync_result **res)
 	if (res == NULL || *res == NULL)
 		return;
 	struct eas_sync_result *r = *res;
-	for (size_t i = 0; i < r->n_collections; i++) {
-		free(r->collections[i].commands);
-		free(r->collections[i].responses);
-	}
-	free(r->collections);
+	free_list(r->collections, r->n_collections, sizeof(*r->collections), sync_collection_clear);
 	free(r);
 	*res = NULL;
 }
 
-int eas_sync_parse(const struct eas_node *root, struct eas_sync_result **res_r,
-                   const char **error_r)
+static int parse_sync(const struct eas_node *root, struct eas_sync_result *res,
+                      const char **error_r)
 {
 	const enum eas_page as = EAS_PAGE_AIRSYNC;
-	int ret = expect_root(root, as, "Sync", error_r);
+	bool has_status;
+	unsigned long long status;
+	int ret = child_number(root, as, "Status", "Sync/Status", false, INT_MAX, &has_status,
+	                       &status, error_r);
 	if (ret < 0)
 		return ret;
-	struct eas_sync_result *res = xcalloc(1, sizeof(*res));
-	bool has_status;
-	unsigned long long v;
-	ret = child_number(root, as, "Status", "Sync/Status", false, INT_MAX, &has_status, &v,
-	                   error_r);
-	if (ret < 0)
-		goto out;
-	res->status = (int)v;
+	res->status = (int)status;
 	/* absent is the normal case; a present 0 is no status we know */
 	res->action = has_status ? eas_sync_status_action(res->status) : EAS_ACT_OK;
-	unsigned long long limit;
-	ret = child_number(root, as, "Limit", "Sync/Limit", false, UINT32_MAX, &res->has_limit,
-	                   &limit, error_r);
+	ret = child_u32(root, as, "Limit", "Sync/Limit", false, &res->has_limit, &res->limit,
+	                error_r);
 	if (ret < 0)
-		goto out;
-	res->limit = (uint32_t)limit;
+		return ret;
 
 	/* Limits first: collections, then every item of every collection. */
+	const struct entry_name coll = {"Collection", 0, "Sync/Collections"};
 	const struct eas_node *colls = eas_node_child(root, as, "Collections");
-	size_t n;
-	ret = count_children(colls, as, "Collection", "Sync/Collections", EAS_MAX_COLLECTIONS, &n,
-	                     error_r);
+	size_t n, n_items = 0;
+	ret = count_list(colls, as, &coll, 1, "Sync/Collections", EAS_MAX_COLLECTIONS, &n, error_r);
 	if (ret < 0)
-		goto out;
-	size_t n_items = 0;
+		return ret;
 	for (const struct eas_node *c = eas_node_child(colls, as, "Collection"); c != NULL;
 	     c = eas_node_next_same(c)) {
-		n_items += count_items(eas_node_child(c, as, "Commands"), command_names,
-		                       ARRAY_LEN(command_names));
-		n_items += count_items(eas_node_child(c, as, "Responses"), response_names,
-		                       ARRAY_LEN(response_names));
-		if (n_items > EAS_SYNC_MAX_ITEMS) {
-			ret = fail(error_r, HK_ERR_TOO_LONG, "Sync/Collections/Collection/Commands",
-			           "more items than allowed");
-			goto out;
-		}
+		n_items += count_entries(eas_node_child(c, as, "Commands"), as, command_names,
+		                         ARRAY_LEN(command_names), EAS_SYNC_MAX_ITEMS);
+		n_items += count_entries(eas_node_child(c, as, "Responses"), as, response_names,
+		                         ARRAY_LEN(response_names), EAS_SYNC_MAX_ITEMS);
+		if (n_items > EAS_SYNC_MAX_ITEMS)
+			return fail(error_r, HK_ERR_TOO_LONG,
+			            "Sync/Collections/Collection/Commands",
+			            "more items than allowed");
 	}
-	res->collections = n != 0 ? xcalloc(n, sizeof(*res->collections)) : NULL;
-	for (const struct eas_node *c = eas_node_child(colls, as, "Collection"); c != NULL;
-	     c = eas_node_next_same(c)) {
-		ret = parse_sync_collection(c, &res->collections[res->n_collections++], error_r);
-		if (ret < 0)
-			goto out;
-	}
-	ret = 0;
-out:
-	if (ret < 0)
-		eas_sync_result_free(&res);
-	else
-		*res_r = res;
+	void *v;
+	ret = parse_list(colls, as, &coll, 1, "Sync/Collections", EAS_MAX_COLLECTIONS,
+	                 sizeof(*res->collections), parse_sync_collection, &v, &res->n_collections,
+	                 error_r);
+	res->collections = v;
 	return ret;
 }
+
+OWNED_PARSER(eas_sync_parse, struct eas_sync_result, EAS_PAGE_AIRSYNC, "Sync", parse_sync,
+             eas_sync_result_free)
 
 /* ---- Email ApplicationData --------------------------------------------- */
 
@@ -1230,24 +1379,6 @@ void eas_email_free(struct eas_email **email)
 	free((*email)->attachments);
 	free(*email);
 	*email = NULL;
-}
-
-/* Opaque or text content of the first child page:name (view). */
-static int child_bytes(const struct eas_node *parent, enum eas_page page, const char *name,
-                       const char *what, const uint8_t **bytes_r, size_t *len_r,
-                       const char **error_r)
-{
-	const struct eas_node *n = eas_node_child(parent, page, name);
-	*bytes_r = NULL;
-	*len_r = 0;
-	if (n == NULL)
-		return 0;
-	const uint8_t *b = eas_node_bytes(n, len_r);
-	if (b == NULL)
-		return fail(error_r, HK_ERR_INVAL, what,
-		            "child elements where content is expected");
-	*bytes_r = b;
-	return 0;
 }
 
 static int parse_email_body(const struct eas_node *body, struct eas_email_body *b,
@@ -1266,20 +1397,21 @@ static int parse_email_body(const struct eas_node *body, struct eas_email_body *
 	if (ret < 0)
 		return ret;
 	b->estimated_size = size;
-	bool present;
-	ret = child_bool(body, ab, "Truncated", "Body/Truncated", &present, &b->truncated, error_r);
-	if (ret < 0)
-		return ret;
-	ret = child_bytes(body, ab, "Data", "Body/Data", &b->data, &b->data_len, error_r);
-	if (ret < 0)
-		return ret;
-	return child_text(body, ab, "Preview", "Body/Preview", false, 0, &b->preview, error_r);
+	ret = child_bool(body, ab, "Truncated", "Body/Truncated", NULL, &b->truncated, error_r);
+	if (ret == 0)
+		ret = child_bytes(body, ab, "Data", "Body/Data", &b->data, &b->data_len, error_r);
+	if (ret == 0)
+		ret =
+		    child_text(body, ab, "Preview", "Body/Preview", false, 0, &b->preview, error_r);
+	return ret;
 }
 
-static int parse_attachment(const struct eas_node *n, struct eas_attachment *a,
+static int parse_attachment(const struct eas_node *n, const struct entry_name *in, void *entry,
                             const char **error_r)
 {
 	const enum eas_page ab = EAS_PAGE_AIRSYNCBASE;
+	struct eas_attachment *a = entry;
+	(void)in;
 	int ret = child_text(n, ab, "DisplayName", "Attachment/DisplayName", false, 0,
 	                     &a->display_name, error_r);
 	if (ret == 0)
@@ -1299,16 +1431,21 @@ static int parse_attachment(const struct eas_node *n, struct eas_attachment *a,
 	if (ret == 0)
 		ret = child_text(n, ab, "ContentLocation", "Attachment/ContentLocation", false, 0,
 		                 &a->content_location, error_r);
-	if (ret == 0) {
-		bool present;
-		ret = child_bool(n, ab, "IsInline", "Attachment/IsInline", &present, &a->is_inline,
+	if (ret == 0)
+		ret = child_bool(n, ab, "IsInline", "Attachment/IsInline", NULL, &a->is_inline,
 		                 error_r);
-	}
 	return ret;
 }
 
-/* Text fields of an email: element name, path for messages, offset of the
- * const char * field in struct eas_email. */
+static int parse_category(const struct eas_node *n, const struct entry_name *in, void *entry,
+                          const char **error_r)
+{
+	(void)in;
+	return leaf_text(n, "Email:Categories/Category", entry, error_r);
+}
+
+/* Text fields of an email: element name, offset of the const char * field
+ * in struct eas_email. */
 struct email_text {
 	const char *name;
 	size_t offset;
@@ -1355,18 +1492,15 @@ static int parse_email_fields(const struct eas_node *ad, struct eas_email *e, co
 	e->internet_cpid = present ? (long)cpid : -1;
 	ret = child_int_opt(ad, ab, "NativeBodyType", "AirSyncBase:NativeBodyType",
 	                    &e->native_body_type, error_r);
-	if (ret < 0)
-		return ret;
-	ret = child_int_opt(ad, em2, "LastVerbExecuted", "Email2:LastVerbExecuted",
-	                    &e->last_verb_executed, error_r);
-	if (ret < 0)
-		return ret;
-	ret = child_bytes(ad, em2, "ConversationId", "Email2:ConversationId", &e->conversation_id,
-	                  &e->conversation_id_len, error_r);
-	if (ret < 0)
-		return ret;
-	ret = child_bytes(ad, em2, "ConversationIndex", "Email2:ConversationIndex",
-	                  &e->conversation_index, &e->conversation_index_len, error_r);
+	if (ret == 0)
+		ret = child_int_opt(ad, em2, "LastVerbExecuted", "Email2:LastVerbExecuted",
+		                    &e->last_verb_executed, error_r);
+	if (ret == 0)
+		ret = child_bytes(ad, em2, "ConversationId", "Email2:ConversationId",
+		                  &e->conversation_id, &e->conversation_id_len, error_r);
+	if (ret == 0)
+		ret = child_bytes(ad, em2, "ConversationIndex", "Email2:ConversationIndex",
+		                  &e->conversation_index, &e->conversation_index_len, error_r);
 	if (ret < 0)
 		return ret;
 
@@ -1383,63 +1517,40 @@ static int parse_email_fields(const struct eas_node *ad, struct eas_email *e, co
 			return ret;
 	}
 	const struct eas_node *body = eas_node_child(ad, ab, "Body");
-	if (body != NULL) {
-		ret = parse_email_body(body, &e->body, error_r);
-		if (ret < 0)
-			return ret;
-	}
-	return 0;
+	return body != NULL ? parse_email_body(body, &e->body, error_r) : 0;
+}
+
+static int parse_email(const struct eas_node *ad, struct eas_email *e, const char **error_r)
+{
+	const enum eas_page em = EAS_PAGE_EMAIL, ab = EAS_PAGE_AIRSYNCBASE;
+	int ret = parse_email_fields(ad, e, error_r);
+	if (ret < 0)
+		return ret;
+	const struct eas_node *cats = eas_node_child(ad, em, "Categories");
+	e->has_categories = cats != NULL;
+	void *v;
+	ret = parse_children(cats, em, "Category", "Email:Categories", EAS_MAX_ENTRIES,
+	                     sizeof(*e->categories), parse_category, &v, &e->n_categories, error_r);
+	e->categories = v;
+	if (ret < 0)
+		return ret;
+	ret = parse_children(eas_node_child(ad, ab, "Attachments"), ab, "Attachment",
+	                     "AirSyncBase:Attachments", EAS_MAX_ENTRIES, sizeof(*e->attachments),
+	                     parse_attachment, &v, &e->n_attachments, error_r);
+	e->attachments = v;
+	return ret;
 }
 
 int eas_email_parse(const struct eas_node *app_data, struct eas_email **email_r,
                     const char **error_r)
 {
-	const enum eas_page em = EAS_PAGE_EMAIL, ab = EAS_PAGE_AIRSYNCBASE;
 	if (app_data == NULL)
 		return fail(error_r, HK_ERR_INVAL, "ApplicationData", "no element");
-	if (eas_node_content(app_data) != EAS_CONTENT_NONE)
-		return fail(error_r, HK_ERR_INVAL, "ApplicationData",
-		            "text where child elements are expected");
+	int ret = expect_children(app_data, "ApplicationData", error_r);
+	if (ret < 0)
+		return ret;
 	struct eas_email *e = xcalloc(1, sizeof(*e));
-	int ret = parse_email_fields(app_data, e, error_r);
-	if (ret < 0)
-		goto out;
-
-	const struct eas_node *cats = eas_node_child(app_data, em, "Categories");
-	e->has_categories = cats != NULL;
-	ret = count_children(cats, em, "Category", "Email:Categories", EAS_MAX_ENTRIES,
-	                     &e->n_categories, error_r);
-	if (ret < 0)
-		goto out;
-	if (e->n_categories != 0) {
-		e->categories = xcalloc(e->n_categories, sizeof(*e->categories));
-		size_t i = 0;
-		for (const struct eas_node *c = eas_node_child(cats, em, "Category"); c != NULL;
-		     c = eas_node_next_same(c)) {
-			ret =
-			    leaf_text(c, "Email:Categories/Category", &e->categories[i++], error_r);
-			if (ret < 0)
-				goto out;
-		}
-	}
-
-	const struct eas_node *atts = eas_node_child(app_data, ab, "Attachments");
-	ret = count_children(atts, ab, "Attachment", "AirSyncBase:Attachments", EAS_MAX_ENTRIES,
-	                     &e->n_attachments, error_r);
-	if (ret < 0)
-		goto out;
-	if (e->n_attachments != 0) {
-		e->attachments = xcalloc(e->n_attachments, sizeof(*e->attachments));
-		size_t i = 0;
-		for (const struct eas_node *a = eas_node_child(atts, ab, "Attachment"); a != NULL;
-		     a = eas_node_next_same(a)) {
-			ret = parse_attachment(a, &e->attachments[i++], error_r);
-			if (ret < 0)
-				goto out;
-		}
-	}
-	ret = 0;
-out:
+	ret = parse_email(app_data, e, error_r);
 	if (ret < 0)
 		eas_email_free(&e);
 	else
@@ -1492,48 +1603,35 @@ void eas_ping_result_free(struct eas_ping_result **res)
 	*res = NULL;
 }
 
-int eas_ping_parse(const struct eas_node *root, struct eas_ping_result **res_r,
-                   const char **error_r)
+static int parse_ping(const struct eas_node *root, struct eas_ping_result *res,
+                      const char **error_r)
 {
 	const enum eas_page pg = EAS_PAGE_PING;
-	int ret = expect_root(root, pg, "Ping", error_r);
+	int ret = child_status_action(root, pg, "Ping/Status", eas_ping_status_action, &res->status,
+	                              &res->action, error_r);
+	if (ret == 0)
+		ret = child_u32(root, pg, "HeartbeatInterval", "Ping/HeartbeatInterval", false,
+		                NULL, &res->heartbeat_interval, error_r);
+	if (ret == 0)
+		ret = child_u32(root, pg, "MaxFolders", "Ping/MaxFolders", false, NULL,
+		                &res->max_folders, error_r);
 	if (ret < 0)
 		return ret;
-	struct eas_ping_result *res = xcalloc(1, sizeof(*res));
-	ret = child_status(root, pg, "Ping/Status", true, &res->status, error_r);
+	void *v;
+	ret = parse_children(eas_node_child(root, pg, "Folders"), pg, "Folder",
+	                     "Ping/Folders/Folder", EAS_PING_MAX_FOLDERS, sizeof(*res->folders),
+	                     parse_id_entry, &v, &res->n_folders, error_r);
+	res->folders = v;
 	if (ret < 0)
-		goto out;
-	res->action = eas_ping_status_action(res->status);
-	bool present;
-	unsigned long long v;
-	ret = child_number(root, pg, "HeartbeatInterval", "Ping/HeartbeatInterval", false,
-	                   UINT32_MAX, &present, &v, error_r);
-	if (ret < 0)
-		goto out;
-	res->heartbeat_interval = (uint32_t)v;
-	ret = child_number(root, pg, "MaxFolders", "Ping/MaxFolders", false, UINT32_MAX, &present,
-	                   &v, error_r);
-	if (ret < 0)
-		goto out;
-	res->max_folders = (uint32_t)v;
-	ret =
-	    children_dup(eas_node_child(root, pg, "Folders"), pg, "Folder", "Ping/Folders/Folder",
-	                 EAS_PING_MAX_FOLDERS, EAS_ID_MAX, &res->folders, &res->n_folders, error_r);
-	if (ret < 0)
-		goto out;
+		return ret;
 	for (size_t i = 0; i < res->n_folders; i++)
-		if (res->folders[i][0] == '\0') {
-			ret = fail(error_r, HK_ERR_INVAL, "Ping/Folders/Folder", "empty");
-			goto out;
-		}
-	ret = 0;
-out:
-	if (ret < 0)
-		eas_ping_result_free(&res);
-	else
-		*res_r = res;
-	return ret;
+		if (res->folders[i][0] == '\0')
+			return fail(error_r, HK_ERR_INVAL, "Ping/Folders/Folder", "empty");
+	return 0;
 }
+
+OWNED_PARSER(eas_ping_parse, struct eas_ping_result, EAS_PAGE_PING, "Ping", parse_ping,
+             eas_ping_result_free)
 
 /* ---- ItemOperations ---------------------------------------------------- */
 
@@ -1572,16 +1670,12 @@ int eas_itemops_build_fetch(const struct eas_fetch_req *fetches, size_t n, struc
                             const char **error_r)
 {
 	const enum eas_page io = EAS_PAGE_ITEMOPERATIONS;
-	if (n == 0 || fetches == NULL)
-		return fail(error_r, HK_ERR_INVAL, "ItemOperations/Fetch", "no fetch");
-	if (n > EAS_MAX_ENTRIES)
-		return fail(error_r, HK_ERR_TOO_LONG, "ItemOperations/Fetch",
-		            "more fetches than allowed");
-	for (size_t i = 0; i < n; i++) {
-		int ret = check_fetch(&fetches[i], error_r);
-		if (ret < 0)
-			return ret;
-	}
+	int ret = check_list(fetches, n, EAS_MAX_ENTRIES, "ItemOperations/Fetch", "no fetch",
+	                     "more fetches than allowed", error_r);
+	for (size_t i = 0; ret == 0 && i < n; i++)
+		ret = check_fetch(&fetches[i], error_r);
+	if (ret < 0)
+		return ret;
 	struct eas_node *root = eas_node_new(io, "ItemOperations");
 	for (size_t i = 0; i < n; i++) {
 		const struct eas_fetch_req *f = &fetches[i];
@@ -1595,9 +1689,7 @@ int eas_itemops_build_fetch(const struct eas_fetch_req *fetches, size_t n, struc
 			continue;
 		struct eas_node *opt = eas_node_add(fe, io, "Options");
 		add_opt_text(opt, io, "Range", f->range);
-		if (f->mime_support != EAS_MIME_UNSET)
-			add_number(opt, EAS_PAGE_AIRSYNC, "MIMESupport",
-			           (unsigned)f->mime_support - 1);
+		add_opt_enum(opt, EAS_PAGE_AIRSYNC, "MIMESupport", (unsigned)f->mime_support);
 		if (f->body_pref != NULL)
 			add_body_pref(opt, f->body_pref);
 	}
@@ -1618,17 +1710,17 @@ static int parse_fetch_properties(const struct eas_node *props, struct eas_fetch
                                   const char **error_r)
 {
 	const enum eas_page io = EAS_PAGE_ITEMOPERATIONS, ab = EAS_PAGE_AIRSYNCBASE;
-	if (eas_node_content(props) != EAS_CONTENT_NONE)
-		return fail(error_r, HK_ERR_INVAL, "ItemOperations/Response/Fetch/Properties",
-		            "text where child elements are expected");
-	f->properties = props;
-	int ret = child_text(props, ab, "ContentType",
-	                     "ItemOperations/Response/Fetch/Properties/ContentType", false, 0,
-	                     &f->content_type, error_r);
+	int ret = expect_children(props, "ItemOperations/Response/Fetch/Properties", error_r);
 	if (ret < 0)
 		return ret;
-	ret = child_bytes(props, io, "Data", "ItemOperations/Response/Fetch/Properties/Data",
-	                  &f->data, &f->data_len, error_r);
+	f->properties = props;
+	ret = child_text(props, ab, "ContentType",
+	                 "ItemOperations/Response/Fetch/Properties/ContentType", false, 0,
+	                 &f->content_type, error_r);
+	if (ret == 0)
+		ret =
+		    child_bytes(props, io, "Data", "ItemOperations/Response/Fetch/Properties/Data",
+		                &f->data, &f->data_len, error_r);
 	if (ret < 0)
 		return ret;
 	f->data_base64 = f->data != NULL;
@@ -1658,19 +1750,20 @@ static int parse_fetch_properties(const struct eas_node *props, struct eas_fetch
 	return 0;
 }
 
-static int parse_fetch(const struct eas_node *n, struct eas_fetch_result *f, const char **error_r)
+static int parse_fetch(const struct eas_node *n, const struct entry_name *in, void *entry,
+                       const char **error_r)
 {
 	const enum eas_page io = EAS_PAGE_ITEMOPERATIONS;
+	struct eas_fetch_result *f = entry;
+	(void)in;
 	f->part = -1;
 	f->total = -1;
-	int ret =
-	    child_status(n, io, "ItemOperations/Response/Fetch/Status", true, &f->status, error_r);
-	if (ret < 0)
-		return ret;
-	f->action = eas_itemops_status_action(f->status);
-	ret = child_id(n, EAS_PAGE_AIRSYNC, "CollectionId",
-	               "ItemOperations/Response/Fetch/CollectionId", false, &f->collection_id,
-	               error_r);
+	int ret = child_status_action(n, io, "ItemOperations/Response/Fetch/Status",
+	                              eas_itemops_status_action, &f->status, &f->action, error_r);
+	if (ret == 0)
+		ret = child_id(n, EAS_PAGE_AIRSYNC, "CollectionId",
+		               "ItemOperations/Response/Fetch/CollectionId", false,
+		               &f->collection_id, error_r);
 	if (ret == 0)
 		ret = child_id(n, EAS_PAGE_AIRSYNC, "ServerId",
 		               "ItemOperations/Response/Fetch/ServerId", false, &f->server_id,
@@ -1689,39 +1782,24 @@ static int parse_fetch(const struct eas_node *n, struct eas_fetch_result *f, con
 	return props != NULL ? parse_fetch_properties(props, f, error_r) : 0;
 }
 
-int eas_itemops_parse(const struct eas_node *root, struct eas_itemops_result **res_r,
-                      const char **error_r)
+static int parse_itemops(const struct eas_node *root, struct eas_itemops_result *res,
+                         const char **error_r)
 {
 	const enum eas_page io = EAS_PAGE_ITEMOPERATIONS;
-	int ret = expect_root(root, io, "ItemOperations", error_r);
+	int ret = child_status_action(root, io, "ItemOperations/Status", eas_itemops_status_action,
+	                              &res->status, &res->action, error_r);
 	if (ret < 0)
 		return ret;
-	struct eas_itemops_result *res = xcalloc(1, sizeof(*res));
-	ret = child_status(root, io, "ItemOperations/Status", true, &res->status, error_r);
-	if (ret < 0)
-		goto out;
-	res->action = eas_itemops_status_action(res->status);
-	const struct eas_node *resp = eas_node_child(root, io, "Response");
-	size_t n;
-	ret = count_children(resp, io, "Fetch", "ItemOperations/Response/Fetch", EAS_MAX_ENTRIES,
-	                     &n, error_r);
-	if (ret < 0)
-		goto out;
-	res->fetches = n != 0 ? xcalloc(n, sizeof(*res->fetches)) : NULL;
-	for (const struct eas_node *f = eas_node_child(resp, io, "Fetch"); f != NULL;
-	     f = eas_node_next_same(f)) {
-		ret = parse_fetch(f, &res->fetches[res->n_fetches++], error_r);
-		if (ret < 0)
-			goto out;
-	}
-	ret = 0;
-out:
-	if (ret < 0)
-		eas_itemops_result_free(&res);
-	else
-		*res_r = res;
+	void *v;
+	ret = parse_children(eas_node_child(root, io, "Response"), io, "Fetch",
+	                     "ItemOperations/Response/Fetch", EAS_MAX_ENTRIES,
+	                     sizeof(*res->fetches), parse_fetch, &v, &res->n_fetches, error_r);
+	res->fetches = v;
 	return ret;
 }
+
+OWNED_PARSER(eas_itemops_parse, struct eas_itemops_result, EAS_PAGE_ITEMOPERATIONS,
+             "ItemOperations", parse_itemops, eas_itemops_result_free)
 
 /* ---- SendMail, SmartReply, SmartForward -------------------------------- */
 
@@ -1729,30 +1807,48 @@ static int check_compose(const char *client_id, const void *mime, size_t mime_le
                          const char **error_r)
 {
 	char what[40];
-	snprintf(what, sizeof(what), "%s/ClientId", cmd);
-	int ret = check_id(client_id, what, EAS_CLIENT_ID_MAX, error_r);
+	int ret = check_id(client_id, path_of(what, sizeof(what), cmd, "ClientId"),
+	                   EAS_CLIENT_ID_MAX, error_r);
 	if (ret < 0)
 		return ret;
-	if (mime == NULL || mime_len == 0) {
-		snprintf(what, sizeof(what), "%s/MIME", cmd);
-		return fail(error_r, HK_ERR_INVAL, what, "no message");
-	}
+	if (mime == NULL || mime_len == 0)
+		return fail(error_r, HK_ERR_INVAL, path_of(what, sizeof(what), cmd, "MIME"),
+		            "no message");
 	return 0;
+}
+
+/* The checked request cmd, in the order of [MS-ASCMD] 2.2.1.17, .19, .20:
+ * ClientId, Source (not in SendMail: src NULL), SaveInSentItems,
+ * ReplaceMime, MIME. */
+static struct eas_node *build_compose(const char *cmd, const char *client_id,
+                                      const struct eas_smart_source *src, bool save_in_sent,
+                                      bool replace_mime, const void *mime, size_t mime_len)
+{
+	const enum eas_page cm = EAS_PAGE_COMPOSEMAIL;
+	struct eas_node *root = eas_node_new(cm, cmd);
+	eas_node_add_text(root, cm, "ClientId", client_id);
+	if (src != NULL) {
+		struct eas_node *s = eas_node_add(root, cm, "Source");
+		add_opt_text(s, cm, "FolderId", src->folder_id);
+		add_opt_text(s, cm, "ItemId", src->item_id);
+		add_opt_text(s, cm, "LongId", src->long_id);
+		add_opt_text(s, cm, "InstanceId", src->instance_id);
+	}
+	if (save_in_sent)
+		eas_node_add(root, cm, "SaveInSentItems");
+	if (replace_mime)
+		eas_node_add(root, cm, "ReplaceMime");
+	eas_node_add_opaque(root, cm, "MIME", mime, mime_len);
+	return root;
 }
 
 int eas_sendmail_build(const char *client_id, bool save_in_sent, const void *mime, size_t mime_len,
                        struct eas_node **root_r, const char **error_r)
 {
-	const enum eas_page cm = EAS_PAGE_COMPOSEMAIL;
 	int ret = check_compose(client_id, mime, mime_len, "SendMail", error_r);
 	if (ret < 0)
 		return ret;
-	struct eas_node *root = eas_node_new(cm, "SendMail");
-	eas_node_add_text(root, cm, "ClientId", client_id);
-	if (save_in_sent)
-		eas_node_add(root, cm, "SaveInSentItems");
-	eas_node_add_opaque(root, cm, "MIME", mime, mime_len);
-	*root_r = root;
+	*root_r = build_compose("SendMail", client_id, NULL, save_in_sent, false, mime, mime_len);
 	return 0;
 }
 
@@ -1760,7 +1856,6 @@ int eas_smart_build(bool forward, const char *client_id, const struct eas_smart_
                     bool save_in_sent, bool replace_mime, const void *mime, size_t mime_len,
                     struct eas_node **root_r, const char **error_r)
 {
-	const enum eas_page cm = EAS_PAGE_COMPOSEMAIL;
 	const char *cmd = forward ? "SmartForward" : "SmartReply";
 	int ret = check_compose(client_id, mime, mime_len, cmd, error_r);
 	if (ret < 0)
@@ -1780,20 +1875,7 @@ int eas_smart_build(bool forward, const char *client_id, const struct eas_smart_
 		return fail(error_r, HK_ERR_INVAL, "Source", "exactly one of ItemId and LongId");
 	if (src->folder_id != NULL && src->item_id == NULL)
 		return fail(error_r, HK_ERR_INVAL, "Source", "FolderId needs ItemId");
-
-	struct eas_node *root = eas_node_new(cm, cmd);
-	eas_node_add_text(root, cm, "ClientId", client_id);
-	struct eas_node *s = eas_node_add(root, cm, "Source");
-	add_opt_text(s, cm, "FolderId", src->folder_id);
-	add_opt_text(s, cm, "ItemId", src->item_id);
-	add_opt_text(s, cm, "LongId", src->long_id);
-	add_opt_text(s, cm, "InstanceId", src->instance_id);
-	if (save_in_sent)
-		eas_node_add(root, cm, "SaveInSentItems");
-	if (replace_mime)
-		eas_node_add(root, cm, "ReplaceMime");
-	eas_node_add_opaque(root, cm, "MIME", mime, mime_len);
-	*root_r = root;
+	*root_r = build_compose(cmd, client_id, src, save_in_sent, replace_mime, mime, mime_len);
 	return 0;
 }
 
@@ -1809,11 +1891,11 @@ int eas_compose_parse(const struct eas_node *root, struct eas_compose_result *re
 		            "the root element is not SendMail, SmartReply or SmartForward");
 	struct eas_compose_result res = {0};
 	char what[32];
-	snprintf(what, sizeof(what), "%s/Status", eas_node_name(root));
-	int ret = child_status(root, cm, what, true, &res.status, error_r);
+	int ret = child_status_action(root, cm,
+	                              path_of(what, sizeof(what), eas_node_name(root), "Status"),
+	                              compose_status_action, &res.status, &res.action, error_r);
 	if (ret < 0)
 		return ret;
-	res.action = map_status(res.status, compose_map, ARRAY_LEN(compose_map));
 	*res_r = res;
 	return 0;
 }
@@ -1824,22 +1906,19 @@ int eas_moveitems_build(const struct eas_move_req *moves, size_t n, struct eas_n
                         const char **error_r)
 {
 	const enum eas_page mv = EAS_PAGE_MOVE;
-	if (n == 0 || moves == NULL)
-		return fail(error_r, HK_ERR_INVAL, "MoveItems/Move", "no move");
-	if (n > EAS_MAX_ENTRIES)
-		return fail(error_r, HK_ERR_TOO_LONG, "MoveItems/Move", "more moves than allowed");
-	for (size_t i = 0; i < n; i++) {
-		int ret =
-		    check_id(moves[i].src_msg_id, "MoveItems/Move/SrcMsgId", EAS_ID_MAX, error_r);
+	int ret = check_list(moves, n, EAS_MAX_ENTRIES, "MoveItems/Move", "no move",
+	                     "more moves than allowed", error_r);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
+		ret = check_id(moves[i].src_msg_id, "MoveItems/Move/SrcMsgId", EAS_ID_MAX, error_r);
 		if (ret == 0)
 			ret = check_id(moves[i].src_fld_id, "MoveItems/Move/SrcFldId", EAS_ID_MAX,
 			               error_r);
 		if (ret == 0)
 			ret = check_id(moves[i].dst_fld_id, "MoveItems/Move/DstFldId", EAS_ID_MAX,
 			               error_r);
-		if (ret < 0)
-			return ret;
 	}
+	if (ret < 0)
+		return ret;
 	struct eas_node *root = eas_node_new(mv, "MoveItems");
 	for (size_t i = 0; i < n; i++) {
 		struct eas_node *m = eas_node_add(root, mv, "Move");
@@ -1851,62 +1930,53 @@ int eas_moveitems_build(const struct eas_move_req *moves, size_t n, struct eas_n
 	return 0;
 }
 
+static void move_response_clear(void *entry)
+{
+	struct eas_move_response *m = entry;
+	free(m->src_msg_id);
+	free(m->dst_msg_id);
+}
+
 void eas_moveitems_result_free(struct eas_moveitems_result **res)
 {
 	if (res == NULL || *res == NULL)
 		return;
 	struct eas_moveitems_result *r = *res;
-	for (size_t i = 0; i < r->n_responses; i++) {
-		free(r->responses[i].src_msg_id);
-		free(r->responses[i].dst_msg_id);
-	}
-	free(r->responses);
+	free_list(r->responses, r->n_responses, sizeof(*r->responses), move_response_clear);
 	free(r);
 	*res = NULL;
 }
 
-int eas_moveitems_parse(const struct eas_node *root, struct eas_moveitems_result **res_r,
-                        const char **error_r)
+static int parse_move_response(const struct eas_node *n, const struct entry_name *in, void *entry,
+                               const char **error_r)
 {
 	const enum eas_page mv = EAS_PAGE_MOVE;
-	int ret = expect_root(root, mv, "MoveItems", error_r);
-	if (ret < 0)
-		return ret;
-	struct eas_moveitems_result *res = xcalloc(1, sizeof(*res));
-	size_t n;
-	ret = count_children(root, mv, "Response", "MoveItems/Response", EAS_MAX_ENTRIES, &n,
-	                     error_r);
-	if (ret < 0)
-		goto out;
-	res->responses = n != 0 ? xcalloc(n, sizeof(*res->responses)) : NULL;
-	for (const struct eas_node *r = eas_node_child(root, mv, "Response"); r != NULL;
-	     r = eas_node_next_same(r)) {
-		struct eas_move_response *m = &res->responses[res->n_responses++];
-		const char *id;
-		ret =
-		    child_id(r, mv, "SrcMsgId", "MoveItems/Response/SrcMsgId", true, &id, error_r);
-		if (ret < 0)
-			goto out;
-		m->src_msg_id = xstrndup(id, strlen(id));
-		ret = child_status(r, mv, "MoveItems/Response/Status", true, &m->status, error_r);
-		if (ret < 0)
-			goto out;
-		m->action = eas_move_status_action(m->status);
-		ret =
-		    child_id(r, mv, "DstMsgId", "MoveItems/Response/DstMsgId", false, &id, error_r);
-		if (ret < 0)
-			goto out;
-		if (id != NULL)
-			m->dst_msg_id = xstrndup(id, strlen(id));
-	}
-	ret = 0;
-out:
-	if (ret < 0)
-		eas_moveitems_result_free(&res);
-	else
-		*res_r = res;
+	struct eas_move_response *m = entry;
+	(void)in;
+	int ret = child_id_dup(n, mv, "SrcMsgId", "MoveItems/Response/SrcMsgId", true,
+	                       &m->src_msg_id, error_r);
+	if (ret == 0)
+		ret = child_status_action(n, mv, "MoveItems/Response/Status",
+		                          eas_move_status_action, &m->status, &m->action, error_r);
+	if (ret == 0)
+		ret = child_id_dup(n, mv, "DstMsgId", "MoveItems/Response/DstMsgId", false,
+		                   &m->dst_msg_id, error_r);
 	return ret;
 }
+
+static int parse_moveitems(const struct eas_node *root, struct eas_moveitems_result *res,
+                           const char **error_r)
+{
+	void *v;
+	int ret = parse_children(root, EAS_PAGE_MOVE, "Response", "MoveItems/Response",
+	                         EAS_MAX_ENTRIES, sizeof(*res->responses), parse_move_response, &v,
+	                         &res->n_responses, error_r);
+	res->responses = v;
+	return ret;
+}
+
+OWNED_PARSER(eas_moveitems_parse, struct eas_moveitems_result, EAS_PAGE_MOVE, "MoveItems",
+             parse_moveitems, eas_moveitems_result_free)
 
 /* ---- Settings ---------------------------------------------------------- */
 
@@ -1916,23 +1986,21 @@ int eas_settings_build(const struct eas_device_info *dev, bool user_info, struct
 	const enum eas_page st = EAS_PAGE_SETTINGS;
 	if (dev == NULL && !user_info)
 		return fail(error_r, HK_ERR_INVAL, "Settings", "nothing to set or get");
-	if (dev != NULL) {
-		int ret = check_device_info(dev, error_r);
-		if (ret < 0)
-			return ret;
-	}
+	int ret = check_device_info(dev, error_r);
+	if (ret < 0)
+		return ret;
 	/* [MS-ASCMD] 2.2.3.168.2: DeviceInformation comes before UserInformation */
 	struct eas_node *root = eas_node_new(st, "Settings");
-	if (dev != NULL)
-		add_device_info(root, dev);
+	add_device_info(root, dev);
 	if (user_info)
 		eas_node_add(eas_node_add(root, st, "UserInformation"), st, "Get");
 	*root_r = root;
 	return 0;
 }
 
-static void account_clear(struct eas_settings_account *a)
+static void account_clear(void *entry)
 {
+	struct eas_settings_account *a = entry;
 	free(a->account_id);
 	free(a->account_name);
 	free(a->user_display_name);
@@ -1946,17 +2014,17 @@ void eas_settings_result_free(struct eas_settings_result **res)
 		return;
 	struct eas_settings_result *r = *res;
 	free_strv(&r->smtp_addresses, r->n_smtp_addresses);
-	for (size_t i = 0; i < r->n_accounts; i++)
-		account_clear(&r->accounts[i]);
-	free(r->accounts);
+	free_list(r->accounts, r->n_accounts, sizeof(*r->accounts), account_clear);
 	free(r);
 	*res = NULL;
 }
 
-static int parse_account(const struct eas_node *n, struct eas_settings_account *a,
+static int parse_account(const struct eas_node *n, const struct entry_name *in, void *entry,
                          const char **error_r)
 {
 	const enum eas_page st = EAS_PAGE_SETTINGS;
+	struct eas_settings_account *a = entry;
+	(void)in;
 	int ret =
 	    child_dup(n, st, "AccountId", "Settings/UserInformation/Get/Accounts/Account/AccountId",
 	              false, EAS_ID_MAX, &a->account_id, error_r);
@@ -1968,78 +2036,64 @@ static int parse_account(const struct eas_node *n, struct eas_settings_account *
 		ret = child_dup(n, st, "UserDisplayName",
 		                "Settings/UserInformation/Get/Accounts/Account/UserDisplayName",
 		                false, EAS_TEXT_MAX, &a->user_display_name, error_r);
-	if (ret == 0) {
-		bool present;
+	if (ret == 0)
 		ret = child_bool(n, st, "SendDisabled",
-		                 "Settings/UserInformation/Get/Accounts/Account/SendDisabled",
-		                 &present, &a->send_disabled, error_r);
-	}
-	if (ret < 0)
-		return ret;
+		                 "Settings/UserInformation/Get/Accounts/Account/SendDisabled", NULL,
+		                 &a->send_disabled, error_r);
 	const struct eas_node *addrs = eas_node_child(n, st, "EmailAddresses");
-	ret = child_dup(
-	    addrs, st, "PrimarySmtpAddress",
-	    "Settings/UserInformation/Get/Accounts/Account/EmailAddresses/PrimarySmtpAddress",
-	    false, EAS_TEXT_MAX, &a->primary_smtp, error_r);
+	if (ret == 0)
+		ret = child_dup(addrs, st, "PrimarySmtpAddress",
+		                "Settings/UserInformation/Get/Accounts/Account/EmailAddresses/"
+		                "PrimarySmtpAddress",
+		                false, EAS_TEXT_MAX, &a->primary_smtp, error_r);
 	if (ret < 0)
 		return ret;
-	return children_dup(
+	void *v;
+	ret = parse_children(
 	    addrs, st, "SmtpAddress",
 	    "Settings/UserInformation/Get/Accounts/Account/EmailAddresses/SMTPAddress",
-	    EAS_MAX_ENTRIES, EAS_TEXT_MAX, &a->smtp_addresses, &a->n_smtp_addresses, error_r);
+	    EAS_MAX_ENTRIES, sizeof(*a->smtp_addresses), parse_text_entry, &v, &a->n_smtp_addresses,
+	    error_r);
+	a->smtp_addresses = v;
+	return ret;
 }
 
-int eas_settings_parse(const struct eas_node *root, struct eas_settings_result **res_r,
-                       const char **error_r)
+static int parse_settings(const struct eas_node *root, struct eas_settings_result *res,
+                          const char **error_r)
 {
 	const enum eas_page st = EAS_PAGE_SETTINGS;
-	int ret = expect_root(root, st, "Settings", error_r);
+	int ret = child_status_action(root, st, "Settings/Status", eas_settings_status_action,
+	                              &res->status, &res->action, error_r);
+	if (ret == 0)
+		ret = child_status(eas_node_child(root, st, "DeviceInformation"), st,
+		                   "Settings/DeviceInformation/Status", false,
+		                   &res->device_info_status, error_r);
 	if (ret < 0)
 		return ret;
-	struct eas_settings_result *res = xcalloc(1, sizeof(*res));
-	ret = child_status(root, st, "Settings/Status", true, &res->status, error_r);
-	if (ret < 0)
-		goto out;
-	res->action = eas_settings_status_action(res->status);
-	ret = child_status(eas_node_child(root, st, "DeviceInformation"), st,
-	                   "Settings/DeviceInformation/Status", false, &res->device_info_status,
-	                   error_r);
-	if (ret < 0)
-		goto out;
 	const struct eas_node *ui = eas_node_child(root, st, "UserInformation");
 	res->has_user_info = ui != NULL;
 	ret = child_status(ui, st, "Settings/UserInformation/Status", false, &res->user_info_status,
 	                   error_r);
 	if (ret < 0)
-		goto out;
+		return ret;
 	const struct eas_node *get = eas_node_child(ui, st, "Get");
-	ret =
-	    children_dup(eas_node_child(get, st, "EmailAddresses"), st, "SmtpAddress",
-	                 "Settings/UserInformation/Get/EmailAddresses/SMTPAddress", EAS_MAX_ENTRIES,
-	                 EAS_TEXT_MAX, &res->smtp_addresses, &res->n_smtp_addresses, error_r);
+	void *v;
+	ret = parse_children(eas_node_child(get, st, "EmailAddresses"), st, "SmtpAddress",
+	                     "Settings/UserInformation/Get/EmailAddresses/SMTPAddress",
+	                     EAS_MAX_ENTRIES, sizeof(*res->smtp_addresses), parse_text_entry, &v,
+	                     &res->n_smtp_addresses, error_r);
+	res->smtp_addresses = v;
 	if (ret < 0)
-		goto out;
-	const struct eas_node *accounts = eas_node_child(get, st, "Accounts");
-	size_t n;
-	ret = count_children(accounts, st, "Account", "Settings/UserInformation/Get/Accounts",
-	                     EAS_MAX_ENTRIES, &n, error_r);
-	if (ret < 0)
-		goto out;
-	res->accounts = n != 0 ? xcalloc(n, sizeof(*res->accounts)) : NULL;
-	for (const struct eas_node *a = eas_node_child(accounts, st, "Account"); a != NULL;
-	     a = eas_node_next_same(a)) {
-		ret = parse_account(a, &res->accounts[res->n_accounts++], error_r);
-		if (ret < 0)
-			goto out;
-	}
-	ret = 0;
-out:
-	if (ret < 0)
-		eas_settings_result_free(&res);
-	else
-		*res_r = res;
+		return ret;
+	ret = parse_children(eas_node_child(get, st, "Accounts"), st, "Account",
+	                     "Settings/UserInformation/Get/Accounts", EAS_MAX_ENTRIES,
+	                     sizeof(*res->accounts), parse_account, &v, &res->n_accounts, error_r);
+	res->accounts = v;
 	return ret;
 }
+
+OWNED_PARSER(eas_settings_parse, struct eas_settings_result, EAS_PAGE_SETTINGS, "Settings",
+             parse_settings, eas_settings_result_free)
 
 /* ---- GetItemEstimate --------------------------------------------------- */
 
@@ -2047,26 +2101,23 @@ int eas_gie_build(const struct eas_gie_collection_req *colls, size_t n, struct e
                   const char **error_r)
 {
 	const enum eas_page gi = EAS_PAGE_GETITEMESTIMATE, as = EAS_PAGE_AIRSYNC;
-	if (n == 0 || colls == NULL)
-		return fail(error_r, HK_ERR_INVAL, "GetItemEstimate/Collections", "no collection");
-	if (n > EAS_MAX_COLLECTIONS)
-		return fail(error_r, HK_ERR_TOO_LONG, "GetItemEstimate/Collections",
-		            "more collections than allowed");
-	for (size_t i = 0; i < n; i++) {
+	int ret = check_list(colls, n, EAS_MAX_COLLECTIONS, "GetItemEstimate/Collections",
+	                     "no collection", "more collections than allowed", error_r);
+	for (size_t i = 0; ret == 0 && i < n; i++) {
 		const struct eas_gie_collection_req *c = &colls[i];
-		int ret = check_id(c->sync_key, "GetItemEstimate/Collections/Collection/SyncKey",
-		                   EAS_ID_MAX, error_r);
+		ret = check_id(c->sync_key, "GetItemEstimate/Collections/Collection/SyncKey",
+		               EAS_ID_MAX, error_r);
 		if (ret == 0)
 			ret = check_id(c->collection_id,
 			               "GetItemEstimate/Collections/Collection/CollectionId",
 			               EAS_ID_MAX, error_r);
-		if (ret < 0)
-			return ret;
-		if (!filter_ok(c->filter) || !opt_bool_ok(c->conversation_mode) ||
-		    (c->class_name != NULL && c->class_name[0] == '\0'))
-			return fail(error_r, HK_ERR_INVAL, "GetItemEstimate/Collections/Collection",
-			            "an option is out of range");
+		if (ret == 0 && (!filter_ok(c->filter) || !opt_bool_ok(c->conversation_mode) ||
+		                 (c->class_name != NULL && c->class_name[0] == '\0')))
+			ret = fail(error_r, HK_ERR_INVAL, "GetItemEstimate/Collections/Collection",
+			           "an option is out of range");
 	}
+	if (ret < 0)
+		return ret;
 	struct eas_node *root = eas_node_new(gi, "GetItemEstimate");
 	struct eas_node *cs = eas_node_add(root, gi, "Collections");
 	for (size_t i = 0; i < n; i++) {
@@ -2074,16 +2125,19 @@ int eas_gie_build(const struct eas_gie_collection_req *colls, size_t n, struct e
 		struct eas_node *coll = eas_node_add(cs, gi, "Collection");
 		eas_node_add_text(coll, as, "SyncKey", c->sync_key);
 		eas_node_add_text(coll, gi, "CollectionId", c->collection_id);
-		add_opt_bool(coll, as, "ConversationMode", c->conversation_mode);
-		if (c->class_name == NULL && c->filter == EAS_FILTER_UNSET)
-			continue;
-		struct eas_node *opt = eas_node_add(coll, as, "Options");
-		add_opt_text(opt, as, "Class", c->class_name);
-		if (c->filter != EAS_FILTER_UNSET)
-			add_number(opt, as, "FilterType", (unsigned)c->filter - 1);
+		add_opt_enum(coll, as, "ConversationMode", (unsigned)c->conversation_mode);
+		if (c->class_name != NULL || c->filter != EAS_FILTER_UNSET)
+			add_options(coll, c->class_name, c->filter);
 	}
 	*root_r = root;
 	return 0;
+}
+
+static void gie_estimate_clear(void *entry)
+{
+	struct eas_gie_estimate *e = entry;
+	free(e->collection_id);
+	free(e->class_name);
 }
 
 void eas_gie_result_free(struct eas_gie_result **res)
@@ -2091,63 +2145,44 @@ void eas_gie_result_free(struct eas_gie_result **res)
 	if (res == NULL || *res == NULL)
 		return;
 	struct eas_gie_result *r = *res;
-	for (size_t i = 0; i < r->n_estimates; i++) {
-		free(r->estimates[i].collection_id);
-		free(r->estimates[i].class_name);
-	}
-	free(r->estimates);
+	free_list(r->estimates, r->n_estimates, sizeof(*r->estimates), gie_estimate_clear);
 	free(r);
 	*res = NULL;
 }
 
-int eas_gie_parse(const struct eas_node *root, struct eas_gie_result **res_r, const char **error_r)
+static int parse_gie_response(const struct eas_node *n, const struct entry_name *in, void *entry,
+                              const char **error_r)
 {
 	const enum eas_page gi = EAS_PAGE_GETITEMESTIMATE;
-	int ret = expect_root(root, gi, "GetItemEstimate", error_r);
-	if (ret < 0)
+	struct eas_gie_estimate *e = entry;
+	(void)in;
+	int ret = child_status_action(n, gi, "GetItemEstimate/Response/Status",
+	                              eas_gie_status_action, &e->status, &e->action, error_r);
+	const struct eas_node *c = eas_node_child(n, gi, "Collection");
+	if (ret < 0 || c == NULL)
 		return ret;
-	struct eas_gie_result *res = xcalloc(1, sizeof(*res));
-	size_t n;
-	ret = count_children(root, gi, "Response", "GetItemEstimate/Response", EAS_MAX_COLLECTIONS,
-	                     &n, error_r);
-	if (ret < 0)
-		goto out;
-	res->estimates = n != 0 ? xcalloc(n, sizeof(*res->estimates)) : NULL;
-	for (const struct eas_node *r = eas_node_child(root, gi, "Response"); r != NULL;
-	     r = eas_node_next_same(r)) {
-		struct eas_gie_estimate *e = &res->estimates[res->n_estimates++];
-		ret = child_status(r, gi, "GetItemEstimate/Response/Status", true, &e->status,
-		                   error_r);
-		if (ret < 0)
-			goto out;
-		e->action = eas_gie_status_action(e->status);
-		const struct eas_node *c = eas_node_child(r, gi, "Collection");
-		if (c == NULL)
-			continue;
-		const char *id;
-		ret = child_id(c, gi, "CollectionId",
-		               "GetItemEstimate/Response/Collection/CollectionId", true, &id,
-		               error_r);
-		if (ret < 0)
-			goto out;
-		e->collection_id = xstrndup(id, strlen(id));
+	ret =
+	    child_id_dup(c, gi, "CollectionId", "GetItemEstimate/Response/Collection/CollectionId",
+	                 true, &e->collection_id, error_r);
+	if (ret == 0)
 		ret = child_dup(c, gi, "Class", "GetItemEstimate/Response/Collection/Class", false,
 		                EAS_ID_MAX, &e->class_name, error_r);
-		if (ret < 0)
-			goto out;
-		unsigned long long est;
-		ret = child_number(
-		    c, gi, "Estimate", "GetItemEstimate/Response/Collection/Estimate",
-		    e->status == EAS_GIE_OK, UINT32_MAX, &e->has_estimate, &est, error_r);
-		if (ret < 0)
-			goto out;
-		e->estimate = (uint32_t)est;
-	}
-	ret = 0;
-out:
-	if (ret < 0)
-		eas_gie_result_free(&res);
-	else
-		*res_r = res;
+	if (ret == 0)
+		ret = child_u32(c, gi, "Estimate", "GetItemEstimate/Response/Collection/Estimate",
+		                e->status == EAS_GIE_OK, &e->has_estimate, &e->estimate, error_r);
 	return ret;
 }
+
+static int parse_gie(const struct eas_node *root, struct eas_gie_result *res, const char **error_r)
+{
+	void *v;
+	int ret =
+	    parse_children(root, EAS_PAGE_GETITEMESTIMATE, "Response", "GetItemEstimate/Response",
+	                   EAS_MAX_COLLECTIONS, sizeof(*res->estimates), parse_gie_response, &v,
+	                   &res->n_estimates, error_r);
+	res->estimates = v;
+	return ret;
+}
+
+OWNED_PARSER(eas_gie_parse, struct eas_gie_result, EAS_PAGE_GETITEMESTIMATE, "GetItemEstimate",
+             parse_gie, eas_gie_result_free)
