@@ -851,8 +851,11 @@ int eas_provision_parse(const struct eas_node *root, struct eas_provision_result
 		ret = child_copy(policy, pv, "PolicyType", "Provision/Policies/Policy/PolicyType",
 		                 NULL, NULL, res.policy_type, sizeof(res.policy_type), error_r);
 		if (ret == 0)
-			ret = child_status(policy, pv, "Provision/Policies/Policy/Status", true,
-			                   &res.policy_status, error_r);
+			/* required only when the Provision itself succeeded: a
+			 * failing Provision/Status decides the outcome anyway */
+			ret = child_status(policy, pv, "Provision/Policies/Policy/Status",
+			                   res.status == EAS_PROVISION_OK, &res.policy_status,
+			                   error_r);
 		if (ret == 0)
 			ret = child_copy(policy, pv, "PolicyKey",
 			                 "Provision/Policies/Policy/PolicyKey", policy_key_ok,

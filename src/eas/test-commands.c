@@ -406,6 +406,19 @@ static void test_provision_parse_hand(void)
 	CHECK_INT(res.action, EAS_ACT_OK);
 	eas_node_free(&root);
 
+	/* a failing Provision/Status decides: a Policy without its Status is
+	 * then no reason to reject the answer; with a good one it is */
+	root = provision_resp("2", NULL, "1");
+	REQUIRE(eas_provision_parse(root, &res, &err) == 0);
+	CHECK_INT(res.status, 2);
+	CHECK_INT(res.policy_status, 0);
+	CHECK_INT(res.action, eas_provision_status_action(2));
+	eas_node_free(&root);
+	root = provision_resp("1", NULL, "1");
+	CHECK_INT(eas_provision_parse(root, &res, &err), HK_ERR_INVAL);
+	CHECK(err != NULL && strstr(err, "Policy/Status") != NULL);
+	eas_node_free(&root);
+
 	/* remote wipe directive wins over everything */
 	root = provision_resp("1", "1", "1");
 	E(root, PV, "RemoteWipe");
