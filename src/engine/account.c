@@ -109,6 +109,8 @@ int account_register(struct store *store, const struct masterkey *mk,
 
 	snprintf(dev.account_id, sizeof(dev.account_id), "%s", acct.id);
 	snprintf(dev.eas_device_id, sizeof(dev.eas_device_id), "%s", req->eas_device_id);
+	snprintf(dev.policy_key, sizeof(dev.policy_key), "%s",
+		 req->policy_key != NULL ? req->policy_key : "");
 	snprintf(dev.device_type, sizeof(dev.device_type), "%s", req->device_type);
 	snprintf(dev.user_agent, sizeof(dev.user_agent), "%s",
 		 req->user_agent ? req->user_agent : "");

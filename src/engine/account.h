@@ -27,6 +27,7 @@ struct account_register_req {
 	const char *eas_device_id;	  /* the DeviceId this device uses on the server */
 	const char *device_type;
 	const char *user_agent;
+	const char *policy_key; /* the server's PolicyKey from the check, or NULL / "" */
 };
 
 struct account_register_res {

@@ -265,6 +265,8 @@ static void sync_start(struct engine *e, struct session *s)
 		.url = acct.server_url,
 		.username = acct.username,
 		.device_id = dev.eas_device_id,
+		.store_device_id = dev.id,
+		.policy_key = dev.policy_key,
 		.ca_file = e->cfg.ca_file,
 		.http2 = e->cfg.http2,
 		.timeout_ms = e->cfg.eas_timeout_ms,
@@ -495,6 +497,7 @@ static void on_verified(const struct verify_res *vr, void *ctx)
 		.password = p->req.password,
 		.device_key = p->req.device_key,
 		.eas_device_id = p->eas_device_id,
+		.policy_key = vr->policy_key,
 		.device_type = p->req.device_type,
 		.user_agent = p->req.user_agent,
 	};

@@ -160,6 +160,12 @@ static int fault_device_unlocked(struct store *store, const char *id, int64_t no
 	return store_device_unlocked(inner(store), id, now_ms, audit, error_r);
 }
 
+static int fault_device_set_policy_key(struct store *store, const char *id,
+				       const char *policy_key, const char **error_r)
+{
+	return store_device_set_policy_key(inner(store), id, policy_key, error_r);
+}
+
 static int fault_envelope_get(struct store *store, const char *device_id,
 			      struct store_envelope **envelope_r, const char **error_r)
 {
@@ -341,6 +347,7 @@ const struct store_driver store_driver_fault = {
 	.device_list = fault_device_list,
 	.device_touch = fault_device_touch,
 	.device_unlocked = fault_device_unlocked,
+	.device_set_policy_key = fault_device_set_policy_key,
 	.envelope_get = fault_envelope_get,
 	.envelope_replace = fault_envelope_replace,
 	.collection_put = fault_collection_put,

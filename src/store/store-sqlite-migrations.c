@@ -120,6 +120,11 @@ const char *const store_sqlite_migrations[] = {
 	"  node TEXT NOT NULL,"
 	"  expires_ms INTEGER NOT NULL"
 	") STRICT;",
+
+	/* 2: the PolicyKey the mail server gave the device's partnership
+	 * (ActiveSync provisioning), so that a new sync session presents it
+	 * instead of provisioning again. Not a secret. */
+	"ALTER TABLE devices ADD COLUMN policy_key TEXT NOT NULL DEFAULT '';",
 };
 
 const size_t store_sqlite_migration_count =

@@ -53,7 +53,7 @@
 	"a.last_activity_ms, a.flushed_ms, a.change_counter, a.folder_sync_key"
 #define DEVICE_COLS                                                                      \
 	"id, account_id, eas_device_id, device_type, user_agent, token_hash, created_ms, " \
-	"last_seen_ms, tombstoned_ms"
+	"last_seen_ms, tombstoned_ms, policy_key"
 #define COLLECTION_COLS "collection_id, parent_id, sync_key, display_name, type"
 #define PUSH_COLS "id, account_id, type, endpoint, params, created_ms, expires_ms"
 #define AUDIT_COLS "id, time_ms, event, account_id, device, detail"
@@ -84,6 +84,7 @@ enum sq_stmt_id {
 	SQ_DEVICE_LIST,
 	SQ_DEVICE_TOUCH,
 	SQ_ACCOUNT_REACTIVATE,
+	SQ_DEVICE_SET_POLICY_KEY,
 	SQ_ENVELOPE_GET,
 	SQ_ENVELOPE_UPDATE,
 	SQ_COLLECTION_PUT,
@@ -134,7 +135,7 @@ static const struct sq_sql {
 			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"},
 	[SQ_DEVICE_INSERT] = {"insert device",
 			      "INSERT INTO devices (" DEVICE_COLS ")"
-			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"},
+			      " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"},
 	[SQ_ENVELOPE_INSERT] = {"insert envelope",
 				"INSERT INTO envelopes (device_id, key_id, credential, wrapped_dek,"
 				" updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)"},
@@ -188,6 +189,8 @@ static const struct sq_sql {
 	[SQ_DEVICE_TOUCH] = {"touch device",
 			     "UPDATE devices SET last_seen_ms = max(last_seen_ms, ?2)"
 			     " WHERE id = ?1"},
+	[SQ_DEVICE_SET_POLICY_KEY] = {"set policy key",
+				      "UPDATE devices SET policy_key = ?2 WHERE id = ?1"},
 	[SQ_ACCOUNT_REACTIVATE] = {"reactivate account",
 				   "UPDATE accounts SET state = 'active', flushed_ms = NULL"
 				   " WHERE id = (SELECT account_id FROM devices WHERE id = ?1)"
@@ -585,7 +588,8 @@ static int read_device(struct sq_store *st, sqlite3_stmt *stmt, void *row, const
 	    !col_text(stmt, 2, d->eas_device_id, sizeof(d->eas_device_id)) ||
 	    !col_text(stmt, 3, d->device_type, sizeof(d->device_type)) ||
 	    !col_text(stmt, 4, d->user_agent, sizeof(d->user_agent)) ||
-	    !col_blob_exact(stmt, 5, d->token_hash, sizeof(d->token_hash)))
+	    !col_blob_exact(stmt, 5, d->token_hash, sizeof(d->token_hash)) ||
+	    !col_text(stmt, 9, d->policy_key, sizeof(d->policy_key)))
 		return sq_malformed(st, "device", error_r);
 	d->created_ms = sqlite3_column_int64(stmt, 6);
 	d->last_seen_ms = sqlite3_column_int64(stmt, 7);
@@ -1227,7 +1231,7 @@ static int sq_account_create(struct store *store, const struct store_account *a,
 			       ARG_TEXT(d->user_agent),
 			       ARG_BLOB(d->token_hash, sizeof(d->token_hash)),
 			       ARG_INT(d->created_ms), ARG_INT(d->last_seen_ms),
-			       ARG_TIME_OPT(d->tombstoned_ms)),
+			       ARG_TIME_OPT(d->tombstoned_ms), ARG_TEXT(d->policy_key)),
 			  NULL, error_r)) < 0)
 		goto out;
 	if ((ret = sq_run(st, SQ_ENVELOPE_INSERT,
@@ -1484,6 +1488,13 @@ static int sq_device_unlocked(struct store *store, const char *id, int64_t now_m
 	if (ret == 0)
 		ret = insert_audit(st, audit, NULL, error_r);
 	return sq_finish(st, ret, SQ_NORMAL, error_r);
+}
+
+static int sq_device_set_policy_key(struct store *store, const char *id, const char *policy_key,
+				    const char **error_r)
+{
+	return sq_run_row(sq(store), SQ_DEVICE_SET_POLICY_KEY,
+			  ARGS(ARG_TEXT(id), ARG_TEXT(policy_key)), "device", error_r);
 }
 
 /* ---- envelopes ---- */
@@ -1904,6 +1915,7 @@ const struct store_driver store_driver_sqlite = {
 	.device_list = sq_device_list,
 	.device_touch = sq_device_touch,
 	.device_unlocked = sq_device_unlocked,
+	.device_set_policy_key = sq_device_set_policy_key,
 	.envelope_get = sq_envelope_get,
 	.envelope_replace = sq_envelope_replace,
 	.collection_put = sq_collection_put,

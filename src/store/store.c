@@ -215,6 +215,17 @@ static int check_account(struct store *store, const struct store_account *a,
 	return 0;
 }
 
+/* An ActiveSync PolicyKey as the X-MS-PolicyKey header carries it: "" or
+ * 1 to 10 digits. */
+static int check_policy_key(struct store *store, const char *key, const char **error_r)
+{
+	size_t n = key != NULL ? strnlen(key, STORE_POLICY_KEY_MAX) : STORE_POLICY_KEY_MAX;
+	if (n > 10 || strspn(key, "0123456789") != n)
+		return store_error(store, HK_ERR_INVAL, error_r,
+				   "policy key must be 1 to 10 digits, or empty");
+	return 0;
+}
+
 static int check_device(struct store *store, const struct store_device *d, const char **error_r)
 {
 	int ret;
@@ -222,7 +233,8 @@ static int check_device(struct store *store, const struct store_device *d, const
 	    (ret = CHECK_KEY(store, d->account_id, "device account id", error_r)) < 0 ||
 	    (ret = CHECK_KEY(store, d->eas_device_id, "EAS device id", error_r)) < 0 ||
 	    (ret = CHECK_STR(store, d->device_type, "device type", error_r)) < 0 ||
-	    (ret = CHECK_STR(store, d->user_agent, "user agent", error_r)) < 0)
+	    (ret = CHECK_STR(store, d->user_agent, "user agent", error_r)) < 0 ||
+	    (ret = check_policy_key(store, d->policy_key, error_r)) < 0)
 		return ret;
 	return 0;
 }
@@ -449,6 +461,16 @@ int store_device_unlocked(struct store *store, const char *id, int64_t now_ms,
 	if ((ret = check_audit(store, audit, error_r)) < 0)
 		return ret;
 	return store->drv->device_unlocked(store, id, now_ms, audit, error_r);
+}
+
+int store_device_set_policy_key(struct store *store, const char *id, const char *policy_key,
+				const char **error_r)
+{
+	int ret;
+	if ((ret = check_key(store, id, STORE_ID_MAX, "device id", error_r)) < 0 ||
+	    (ret = check_policy_key(store, policy_key, error_r)) < 0)
+		return ret;
+	return store->drv->device_set_policy_key(store, id, policy_key, error_r);
 }
 
 /* ---- envelopes ---- */

@@ -52,6 +52,7 @@
 #define STORE_USER_AGENT_MAX 512
 #define STORE_SERVER_ID_MAX 512	 /* the mail server's collection and item ids */
 #define STORE_SYNC_KEY_MAX 256
+#define STORE_POLICY_KEY_MAX 16	 /* ActiveSync PolicyKey: up to 10 digits */
 #define STORE_DISPLAY_NAME_MAX 1024
 #define STORE_NODE_MAX 64	 /* lease holder name */
 #define STORE_PUSH_TYPE_MAX 32
@@ -110,6 +111,9 @@ struct store_device {
 	int64_t created_ms;
 	int64_t last_seen_ms;
 	int64_t tombstoned_ms; /* 0 = live; else when its account was wiped */
+	/* the mail server's PolicyKey for this device's partnership: digits,
+	 * "" before provisioning or when the server has no policy */
+	char policy_key[STORE_POLICY_KEY_MAX];
 };
 
 /* A device's credential envelope and wrapped data key (crypto/envelope.h),
@@ -274,6 +278,8 @@ struct store_driver {
 			    const char **error_r);
 	int (*device_unlocked)(struct store *store, const char *id, int64_t now_ms,
 			       const struct store_audit *audit, const char **error_r);
+	int (*device_set_policy_key)(struct store *store, const char *id, const char *policy_key,
+				     const char **error_r);
 
 	int (*envelope_get)(struct store *store, const char *device_id,
 			    struct store_envelope **envelope_r, const char **error_r);
@@ -438,6 +444,10 @@ int store_device_touch(struct store *store, const char *id, int64_t now_ms,
  * appended. So an unlock is never recorded without its audit entry. */
 int store_device_unlocked(struct store *store, const char *id, int64_t now_ms,
 			  const struct store_audit *audit, const char **error_r) HK_WARN_UNUSED;
+/* Records the mail server's PolicyKey for the device ("" forgets it):
+ * 1 to 10 digits, else HK_ERR_INVAL. */
+int store_device_set_policy_key(struct store *store, const char *id, const char *policy_key,
+				const char **error_r) HK_WARN_UNUSED;
 
 /* ---- envelopes ---- */
 

@@ -564,6 +564,69 @@ static void test_device_unlocked(void)
 	store_close(&store);
 }
 
+/* The PolicyKey of a device's partnership: stored, read back, checked,
+ * and added to a database made before it existed (migration 2). */
+static void test_device_policy_key(void)
+{
+	const char *path = fresh_db_path();
+	struct store *store = open_store(&store_driver_sqlite, path);
+	REQUIRE(store != NULL);
+	struct fixture f;
+	struct store_device d;
+	const char *error;
+	fixture_init(&f, 1, T0);
+	REQUIRE(fixture_create(store, &f) == 0);
+	REQUIRE(store_device_get(store, f.device.id, &d, &error) == 0);
+	CHECK_STR(d.policy_key, "");
+	CHECK_INT(store_device_set_policy_key(store, f.device.id, "3942919513", &error), 0);
+	REQUIRE(store_device_get_by_token(store, f.device.token_hash, &d, &error) == 0);
+	CHECK_STR(d.policy_key, "3942919513");
+	/* only what the X-MS-PolicyKey header may carry */
+	static const char *const bad[] = {"12345678901", "12a", " 1", "-1", "1\n"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		CHECK_INT(store_device_set_policy_key(store, f.device.id, bad[i], &error),
+			  HK_ERR_INVAL);
+	CHECK_INT(store_device_set_policy_key(store, f.device.id, NULL, &error), HK_ERR_INVAL);
+	CHECK_INT(store_device_set_policy_key(store, "dnope", "1", &error), HK_ERR_NOT_FOUND);
+	REQUIRE(store_device_get(store, f.device.id, &d, &error) == 0);
+	CHECK_STR(d.policy_key, "3942919513");
+	/* forgotten */
+	CHECK_INT(store_device_set_policy_key(store, f.device.id, "", &error), 0);
+	REQUIRE(store_device_get(store, f.device.id, &d, &error) == 0);
+	CHECK_STR(d.policy_key, "");
+	/* a device created with one keeps it */
+	struct fixture g;
+	fixture_init(&g, 2, T0);
+	snprintf(g.device.policy_key, sizeof(g.device.policy_key), "7");
+	REQUIRE(fixture_create(store, &g) == 0);
+	REQUIRE(store_device_get(store, g.device.id, &d, &error) == 0);
+	CHECK_STR(d.policy_key, "7");
+	store_close(&store);
+
+	/* a version-1 database with a device: opening it adds the column */
+	const char *old = fresh_db_path();
+	char msg[256];
+	REQUIRE(db_exec(old, store_sqlite_migrations[0], msg, sizeof(msg)) == 0);
+	REQUIRE(db_exec(old,
+			"PRAGMA user_version = 1;"
+			"INSERT INTO accounts (id, server_url, username, account_salt, state,"
+			" created_ms, last_activity_ms) VALUES ('a1', 'https://m/eas', 'u',"
+			" zeroblob(16), 'active', 1, 1);"
+			"INSERT INTO devices (id, account_id, eas_device_id, device_type, user_agent,"
+			" token_hash, created_ms, last_seen_ms) VALUES ('d1', 'a1', 'DEV1', 'T',"
+			" 'UA', zeroblob(32), 1, 1);",
+			msg, sizeof(msg)) == 0);
+	REQUIRE(chmod(old, 0600) == 0);
+	store = open_store(&store_driver_sqlite, old);
+	REQUIRE(store != NULL);
+	CHECK_INT(db_int(old, "PRAGMA user_version"), (int64_t)store_sqlite_migration_count);
+	REQUIRE(store_device_get(store, "d1", &d, &error) == 0);
+	CHECK_STR(d.policy_key, "");
+	CHECK_STR(d.eas_device_id, "DEV1");
+	CHECK_INT(store_device_set_policy_key(store, "d1", "42", &error), 0);
+	store_close(&store);
+}
+
 static void test_account_list_paging(void)
 {
 	struct store *store = open_store(&store_driver_sqlite, fresh_db_path());
@@ -1371,8 +1434,9 @@ TESTS(TEST(test_open_creates_schema), TEST(test_open_refuses_newer_version),
       TEST(test_open_bad_params), TEST(test_account_create_get),
       TEST(test_account_create_conflicts), TEST(test_not_found), TEST(test_argument_checks),
       TEST(test_account_state_and_touch), TEST(test_device_unlocked),
-      TEST(test_account_list_paging),
+      TEST(test_device_policy_key), TEST(test_account_list_paging),
       TEST(test_envelope_replace), TEST(test_collections), TEST(test_items),
-      TEST(test_sync_apply), TEST(test_items_batch_1000), TEST(test_push_subscriptions), TEST(test_block_rules),
+      TEST(test_sync_apply), TEST(test_items_batch_1000), TEST(test_push_subscriptions),
+      TEST(test_block_rules),
       TEST(test_audit), TEST(test_leases), TEST(test_delete_cascades), TEST(test_wipe),
       TEST(test_purge_inactive), TEST(test_delete_shreds_bytes));

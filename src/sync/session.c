@@ -50,6 +50,7 @@ struct sync_session {
 	struct sync_env env;
 	const struct secret *dek; /* borrowed */
 	char account_id[STORE_ID_MAX];
+	char store_device_id[STORE_ID_MAX]; /* "" when the PolicyKey is not kept */
 	sync_event_cb *cb;
 	void *ctx;
 	bool *gone; /* while the callback runs: set when it stops the session */
@@ -669,7 +670,14 @@ static void on_provision(struct sync_session *s, struct eas_response *r)
 			fail(s, r, EAS_ACT_BAD_REQUEST, "cannot send the policy acknowledgement");
 		return;
 	}
-	/* the final key, or no policy for this client */
+	/* the final key, or no policy for this client (the policy request's
+	 * answer: "" forgets an old key), kept for the next session; an
+	 * acknowledgement answered without a key leaves the kept one. A key
+	 * not kept costs a provisioning round next time, nothing more. */
+	if (s->store_device_id[0] != '\0' &&
+	    (pr.policy_key[0] != '\0' || s->state == SYNC_STATE_PROVISION) &&
+	    store_device_set_policy_key(s->env.store, s->store_device_id, pr.policy_key, &err) < 0)
+		log_notice("sync %s: PolicyKey not kept: %s", s->account_id, err);
 	s->need_provision = false;
 	next(s);
 }
@@ -1351,6 +1359,8 @@ int sync_session_start(const struct sync_env *env, const struct sync_config *cfg
 	s->cb = cb;
 	s->ctx = ctx;
 	snprintf(s->account_id, sizeof(s->account_id), "%s", cfg->account_id);
+	snprintf(s->store_device_id, sizeof(s->store_device_id), "%s",
+	         cfg->store_device_id != NULL ? cfg->store_device_id : "");
 	unsigned hb = cfg->heartbeat_s > 0 ? cfg->heartbeat_s : SYNC_HEARTBEAT_DEFAULT_S;
 	s->heartbeat_s = hb < SYNC_HEARTBEAT_MIN_S   ? SYNC_HEARTBEAT_MIN_S
 	                 : hb > SYNC_HEARTBEAT_MAX_S ? SYNC_HEARTBEAT_MAX_S
@@ -1393,6 +1403,11 @@ int sync_session_start(const struct sync_env *env, const struct sync_config *cfg
 		session_free(s);
 		return ret;
 	}
+	/* the partnership's PolicyKey from before: no provisioning unless the
+	 * server asks again (449, or a status saying so) */
+	if (cfg->policy_key != NULL && cfg->policy_key[0] != '\0' &&
+	    eas_client_set_policy_key(s->client, cfg->policy_key) < 0)
+		log_notice("sync %s: stored PolicyKey unusable: provisioning afresh", s->account_id);
 	s->timer = evtimer_new(env->base, on_timer, s);
 	if (s->timer == NULL)
 		abort();

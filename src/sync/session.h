@@ -110,6 +110,11 @@ struct sync_config {
 	const char *url;        /* required: https://host/Microsoft-Server-ActiveSync */
 	const char *username;   /* required: as the server expects it */
 	const char *device_id;  /* required: the account's stable EAS DeviceId */
+	/* The store's device row of that DeviceId: where the PolicyKey the
+	 * server hands out is kept, and policy_key the one kept there ("" or
+	 * NULL: none yet). NULL store_device_id: nothing is kept. */
+	const char *store_device_id;
+	const char *policy_key;
 	const char *ca_file;    /* NULL: the system's trust store */
 	bool http2;             /* HTTP/2 when offered (net/httpc.h) */
 	long timeout_ms;        /* per command but Ping; 0: the client's default */

@@ -99,6 +99,7 @@ struct model {
 	bool need_provision;    /* 449 until provisioned */
 	bool provision_forever; /* ... and provisioning never helps */
 	bool provision_wipe;    /* Provision answers RemoteWipe */
+	bool require_key;       /* 449 unless X-MS-PolicyKey is provision_key */
 };
 
 static struct model M;
@@ -543,7 +544,9 @@ static void handler(struct tfx_server *s, struct evhttp_request *req, const stru
 		reply_body(req, o->http_status, o->header, o->body);
 		return;
 	}
-	if (M.need_provision && strcmp(cmd, "Provision") != 0) {
+	if ((M.need_provision ||
+	     (M.require_key && strcmp(M.last_policy_key, M.provision_key) != 0)) &&
+	    strcmp(cmd, "Provision") != 0) {
 		reply_status(req, 449, NULL);
 		return;
 	}
@@ -1264,6 +1267,66 @@ static void test_provision(void)
 	fixture_close(&f);
 }
 
+static const char *kept_policy_key(struct fixture *f, struct store_device *d)
+{
+	const char *err = NULL;
+	if (!CHECK(store_device_get(f->store, "dev-script-0001", d, &err) == 0))
+		return "?";
+	return d->policy_key;
+}
+
+/* The final PolicyKey is kept on the device row: the next session
+ * presents it and does not provision; when the server stops accepting it
+ * (a new policy), the session provisions again and keeps the new one. */
+static void test_policy_key_kept(void)
+{
+	standard_model(3);
+	M.require_key = true;
+	snprintf(M.provision_key, sizeof(M.provision_key), "4242");
+	struct fixture f;
+	struct store_device d;
+	fixture_open(&f, &store_driver_sqlite);
+	f.cfg.store_device_id = "dev-script-0001";
+	REQUIRE(fixture_start(&f));
+	REQUIRE(run_until(pinging, &f, 20000));
+	CHECK_INT(M.count[C_PROVISION], 2);
+	CHECK_STR(kept_policy_key(&f, &d), "4242");
+
+	/* the next session: the kept key, no provisioning */
+	sync_session_stop(&f.s);
+	ping_end(1);
+	f.cfg.policy_key = kept_policy_key(&f, &d);
+	unsigned fs = M.count[C_FOLDERSYNC];
+	REQUIRE(fixture_start(&f));
+	REQUIRE(run_until(pinging, &f, 20000));
+	CHECK_INT(M.count[C_PROVISION], 2);
+	CHECK_INT(STAT(&f, provisions), 0);
+	CHECK_INT(M.count[C_FOLDERSYNC], fs + 1); /* no 449 first */
+	CHECK_STR(M.last_policy_key, "4242");
+
+	/* a new policy on the server: the old key gets 449 */
+	sync_session_stop(&f.s);
+	ping_end(1);
+	snprintf(M.provision_key, sizeof(M.provision_key), "5353");
+	f.cfg.policy_key = kept_policy_key(&f, &d);
+	REQUIRE(fixture_start(&f));
+	REQUIRE(run_until(pinging, &f, 20000));
+	CHECK_INT(M.count[C_PROVISION], 4);
+	CHECK_STR(kept_policy_key(&f, &d), "5353");
+	CHECK_STR(M.last_policy_key, "5353");
+
+	/* no store row named: nothing kept, nothing breaks */
+	sync_session_stop(&f.s);
+	ping_end(1);
+	snprintf(M.provision_key, sizeof(M.provision_key), "6464");
+	f.cfg.store_device_id = NULL;
+	f.cfg.policy_key = NULL;
+	REQUIRE(fixture_start(&f));
+	REQUIRE(run_until(pinging, &f, 20000));
+	CHECK_STR(kept_policy_key(&f, &d), "5353");
+	fixture_close(&f);
+}
+
 /* 503 with Retry-After, a dropped connection, a garbled body: wait and
  * retry; Retry-After is honoured over the (short) back-off. */
 static void test_transient_failures(void)
@@ -1498,5 +1561,6 @@ void test_setup(void)
 TESTS(TEST(test_vault_item_id), TEST(test_bad_config), TEST(test_initial_sync),
       TEST(test_ping_changes_and_restart), TEST(test_sync_invalid_key), TEST(test_sync_statuses),
       TEST(test_foldersync_invalid_key), TEST(test_ping_statuses), TEST(test_provision),
+      TEST(test_policy_key_kept),
       TEST(test_transient_failures), TEST(test_terminal_events), TEST(test_collection_refused),
       TEST(test_no_progress_guards), TEST(test_store_failure), TEST(test_stop));
