@@ -1357,9 +1357,8 @@ static int parse_sync(const struct eas_node *root, struct eas_sync_result *res,
 		n_items += count_entries(eas_node_child(c, as, "Responses"), as, response_names,
 		                         ARRAY_LEN(response_names), EAS_SYNC_MAX_ITEMS);
 		if (n_items > EAS_SYNC_MAX_ITEMS)
-			return fail(error_r, HK_ERR_TOO_LONG,
-			            "Sync/Collections/Collection/Commands",
-			            "more items than allowed");
+			return fail(error_r, HK_ERR_TOO_LONG, "Sync/Collections/Collection",
+			            "more items (Commands and Responses together) than allowed");
 	}
 	void *v;
 	ret = parse_list(colls, as, &coll, 1, "Sync/Collections", EAS_MAX_COLLECTIONS,

@@ -1556,7 +1556,7 @@ static void test_sync_parse_big(void)
 	CHECK_INT(res->collections[0].n_commands, EAS_SYNC_MAX_ITEMS);
 	eas_sync_result_free(&res);
 	item(cmds, "Delete", "x", NULL);
-	sync_fails(root, HK_ERR_TOO_LONG, "more items");
+	sync_fails(root, HK_ERR_TOO_LONG, "more items (Commands and Responses together)");
 
 	/* too many collections */
 	root = sync_root(&colls);
