@@ -1454,26 +1454,13 @@ static int sq_device_list(struct store *store, const char *account_id,
 	return ret;
 }
 
-static int sq_device_touch(struct store *store, const char *id, int64_t now_ms,
-			   const char **error_r)
+/* Activity of a device, in one transaction: its last_seen_ms and its
+ * account's last_activity_ms; with an unlock's audit entry (not NULL),
+ * also the account back to active (from flushed or re-register needed)
+ * and the entry appended. */
+static int record_activity(struct sq_store *st, const char *id, int64_t now_ms,
+			   const struct store_audit *unlock_audit, const char **error_r)
 {
-	struct sq_store *st = sq(store);
-	int ret;
-
-	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
-		return ret;
-	/* Both take ?1 = the device id, ?2 = the time. */
-	if ((ret = sq_run_row(st, SQ_DEVICE_TOUCH, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), "device",
-			      error_r)) == 0)
-		ret = sq_run(st, SQ_ACCOUNT_TOUCH, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), NULL,
-			     error_r);
-	return sq_finish(st, ret, SQ_NORMAL, error_r);
-}
-
-static int sq_device_unlocked(struct store *store, const char *id, int64_t now_ms,
-			      const struct store_audit *audit, const char **error_r)
-{
-	struct sq_store *st = sq(store);
 	int ret;
 
 	if ((ret = sq_begin(st, SQ_NORMAL, error_r)) < 0)
@@ -1483,11 +1470,24 @@ static int sq_device_unlocked(struct store *store, const char *id, int64_t now_m
 			      error_r)) == 0)
 		ret = sq_run(st, SQ_ACCOUNT_TOUCH, ARGS(ARG_TEXT(id), ARG_INT(now_ms)), NULL,
 			     error_r);
-	if (ret == 0)
+	if (ret == 0 && unlock_audit != NULL) {
 		ret = sq_run(st, SQ_ACCOUNT_REACTIVATE, ARGS(ARG_TEXT(id)), NULL, error_r);
-	if (ret == 0)
-		ret = insert_audit(st, audit, NULL, error_r);
+		if (ret == 0)
+			ret = insert_audit(st, unlock_audit, NULL, error_r);
+	}
 	return sq_finish(st, ret, SQ_NORMAL, error_r);
+}
+
+static int sq_device_touch(struct store *store, const char *id, int64_t now_ms,
+			   const char **error_r)
+{
+	return record_activity(sq(store), id, now_ms, NULL, error_r);
+}
+
+static int sq_device_unlocked(struct store *store, const char *id, int64_t now_ms,
+			      const struct store_audit *audit, const char **error_r)
+{
+	return record_activity(sq(store), id, now_ms, audit, error_r);
 }
 
 static int sq_device_set_policy_key(struct store *store, const char *id, const char *policy_key,
