@@ -26,6 +26,11 @@ struct eas_client {
 	size_t body_max;
 	long ping_buffer_size;
 	bool http2;
+	/* HTTP/2 may have carried the Basic value: a call went out over TLS
+	 * with HTTP/2 allowed, and no answer showed the server to be HTTP/1
+	 * only (or one showed HTTP/2). Then eas_client_free() retires the
+	 * connections, whose frame buffers may hold the header block. */
+	bool h2_offered, saw_h1, saw_h2;
 	struct eas_call *calls;
 	struct eas_call *ping;
 };
@@ -158,6 +163,8 @@ void eas_client_free(struct eas_client **cp)
 		eas_call_cancel(&call);
 	}
 	secret_free(&c->auth);
+	if (c->h2_offered && (c->saw_h2 || !c->saw_h1))
+		httpc_retire(c->http);
 	free(c->ca_file);
 	free(c->url);
 	curl_free(c->user_q);
@@ -251,6 +258,8 @@ static void on_http(const struct httpc_response *r, void *arg)
 		.http_version = r->http_version,
 		.elapsed_ms = r->elapsed_ms,
 	};
+	c->saw_h1 |= r->http_version == 1;
+	c->saw_h2 |= r->http_version == 2;
 	if (r->result != HTTPC_OK) {
 		er.action = r->result == HTTPC_TOO_LARGE ? EAS_ACT_BAD_RESPONSE
 							 : EAS_ACT_UNREACHABLE;
@@ -314,9 +323,10 @@ deliver:
 	free(call);
 }
 
+/* restartable: the server may get it twice without harm (httpc.h) */
 static int start(struct eas_client *c, const char *method, const char *cmd,
-		 const struct eas_node *req, long timeout_ms, long buffer_size, eas_cb *cb,
-		 void *ctx, struct eas_call **call_r)
+		 const struct eas_node *req, long timeout_ms, long buffer_size, bool restartable,
+		 eas_cb *cb, void *ctx, struct eas_call **call_r)
 {
 	char url[EAS_URL_MAX + USER_Q_MAX + 128];
 	if (cmd != NULL) {
@@ -358,6 +368,7 @@ static int start(struct eas_client *c, const char *method, const char *cmd,
 		.body_max = c->body_max,
 		.buffer_size = buffer_size,
 		.http2 = c->http2,
+		.restartable = restartable,
 	};
 	struct eas_call *call = calloc(1, sizeof(*call));
 	if (call == NULL)
@@ -378,12 +389,14 @@ static int start(struct eas_client *c, const char *method, const char *cmd,
 	c->calls = call;
 	if (call_r != NULL)
 		*call_r = call;
+	if (c->http2 && strncmp(c->url, "https://", 8) == 0)
+		c->h2_offered = true;
 	return 0;
 }
 
 int eas_client_options(struct eas_client *c, eas_cb *cb, void *ctx, struct eas_call **call_r)
 {
-	return start(c, "OPTIONS", NULL, NULL, 0, 0, cb, ctx, call_r);
+	return start(c, "OPTIONS", NULL, NULL, 0, 0, true, cb, ctx, call_r);
 }
 
 int eas_client_command(struct eas_client *c, const char *cmd, const struct eas_node *req,
@@ -391,7 +404,7 @@ int eas_client_command(struct eas_client *c, const char *cmd, const struct eas_n
 {
 	if (cmd == NULL || *cmd == '\0')
 		return HK_ERR_INVAL;
-	return start(c, "POST", cmd, req, timeout_ms, 0, cb, ctx, call_r);
+	return start(c, "POST", cmd, req, timeout_ms, 0, false, cb, ctx, call_r);
 }
 
 int eas_client_ping(struct eas_client *c, const struct eas_node *req, unsigned heartbeat_s,
@@ -401,7 +414,9 @@ int eas_client_ping(struct eas_client *c, const struct eas_node *req, unsigned h
 	eas_client_ping_cancel(c);
 	long deadline = (long)heartbeat_s * 1000 + EAS_PING_MARGIN_MS;
 	struct eas_call *call = NULL;
-	int ret = start(c, "POST", "Ping", req, deadline, c->ping_buffer_size, cb, ctx, &call);
+	/* a Ping sent twice is still one Ping: the server answers the later */
+	int ret = start(c, "POST", "Ping", req, deadline, c->ping_buffer_size, true, cb, ctx,
+			&call);
 	if (ret == 0)
 		c->ping = call;
 	return ret;

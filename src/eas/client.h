@@ -75,7 +75,11 @@ typedef void eas_cb(struct eas_response *resp, void *ctx);
 int eas_client_new(struct httpc *http, const struct eas_client_config *cfg,
 		   const struct secret *password, struct eas_client **client_r,
 		   const char **error_r) HK_WARN_UNUSED;
-/* Cancels the client's calls (no callbacks) and wipes its credentials. */
+/* Cancels the client's calls (no callbacks) and wipes its credentials.
+ * When HTTP/2 may have carried them, it also retires the shared client's
+ * connections (httpc_retire(): libnghttp2 keeps the last header block sent
+ * on a connection until it closes); other accounts' waiting Pings move to
+ * new connections. */
 void eas_client_free(struct eas_client **client);
 
 /* The PolicyKey from Provision ("" or NULL: none, header not sent). */

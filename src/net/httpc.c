@@ -11,23 +11,42 @@
 #include <string.h>
 #include <strings.h>
 
-struct httpc {
-	struct event_base *base;
+/* A curl multi handle with its connection cache. New calls go to the
+ * current pool; httpc_retire() replaces it, and a retired pool takes no
+ * new call: once its last call has ended it is freed, and with it every
+ * connection it opened. */
+struct pool {
+	struct httpc *h;
+	struct pool *next; /* retired pools */
 	CURLM *multi;
 	struct event *timer;
+	size_t calls; /* calls whose transfer is in this pool */
+};
+
+struct httpc {
+	struct event_base *base;
+	struct pool *cur;
+	struct pool *retired;	  /* still finishing calls */
+	struct event *retire_ev;  /* httpc_retire(), from the loop */
+	struct event *reap_ev;	  /* frees drained pools, from the loop */
+	bool retire_pending;
 	struct httpc_call *calls; /* in flight, doubly linked */
 	size_t active;
+	struct httpc_stats stats;
 };
 
 struct sock_ctx {
-	struct httpc *h;
+	struct pool *pool;
 	struct event *ev;
 };
 
 struct httpc_call {
 	struct httpc *h;
+	struct pool *pool;
 	struct httpc_call *prev, *next;
 	CURL *easy;
+	bool restartable;  /* httpc_request.restartable */
+	bool empty_post;   /* a POST with an empty body (set again on a restart) */
 	struct curl_slist *headers;
 	struct curl_slist *connect_to;
 	httpc_cb *cb;
@@ -104,29 +123,30 @@ static enum httpc_result classify(CURLcode rc, const struct httpc_call *c)
 
 /* ---- curl <-> libevent glue ------------------------------------------ */
 
-static void check_done(struct httpc *h);
+static void check_done(struct pool *p);
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct sock_ctx *sc = arg;
-	struct httpc *h = sc->h; /* sc may be freed inside socket_action */
+	struct pool *p = sc->pool; /* sc may be freed inside socket_action */
 	int action = ((what & EV_READ) ? CURL_CSELECT_IN : 0) |
 		     ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
 	int running;
-	curl_multi_socket_action(h->multi, fd, action, &running);
-	check_done(h);
+	curl_multi_socket_action(p->multi, fd, action, &running);
+	check_done(p);
 }
 
 static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	(void)easy;
-	struct httpc *h = userp;
+	struct pool *p = userp;
+	struct httpc *h = p->h;
 	struct sock_ctx *sc = socketp;
 	if (what == CURL_POLL_REMOVE) {
 		if (sc != NULL) {
 			event_free(sc->ev);
 			free(sc);
-			curl_multi_assign(h->multi, s, NULL);
+			curl_multi_assign(p->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -136,11 +156,11 @@ static int socket_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *s
 		sc = calloc(1, sizeof(*sc));
 		if (sc == NULL)
 			abort();
-		sc->h = h;
+		sc->pool = p;
 		sc->ev = event_new(h->base, s, kind, on_socket_event, sc);
 		if (sc->ev == NULL)
 			abort();
-		curl_multi_assign(h->multi, s, sc);
+		curl_multi_assign(p->multi, s, sc);
 	} else {
 		event_del(sc->ev);
 		event_assign(sc->ev, h->base, s, kind, on_socket_event, sc);
@@ -153,24 +173,86 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	struct httpc *h = arg;
+	struct pool *p = arg;
 	int running;
-	curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(h);
+	curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(p);
 }
 
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
 	(void)multi;
-	struct httpc *h = userp;
+	struct pool *p = userp;
 	if (timeout_ms < 0) {
-		evtimer_del(h->timer);
+		evtimer_del(p->timer);
 		return 0;
 	}
 	/* 0 means "now": still go through the loop, curl must not be re-entered */
 	struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-	evtimer_add(h->timer, &tv);
+	evtimer_add(p->timer, &tv);
 	return 0;
+}
+
+/* ---- pools ----------------------------------------------------------- */
+
+static struct pool *pool_new(struct httpc *h)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+	if (p == NULL)
+		abort();
+	p->h = h;
+	p->multi = curl_multi_init();
+	p->timer = evtimer_new(h->base, on_timer, p);
+	if (p->multi == NULL || p->timer == NULL) {
+		if (p->multi != NULL)
+			curl_multi_cleanup(p->multi);
+		if (p->timer != NULL)
+			event_free(p->timer);
+		free(p);
+		return NULL;
+	}
+	curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+	curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+	return p;
+}
+
+/* Closes every connection of the pool (libcurl and libnghttp2 free their
+ * per-connection buffers then, through the process's wiping free). The
+ * pool must have no call left. */
+static void pool_free(struct pool *p)
+{
+	curl_multi_cleanup(p->multi);
+	event_free(p->timer);
+	free(p);
+}
+
+/* A call's transfer leaves its pool; a retired pool without calls is
+ * freed from the loop (this may run inside one of its curl callbacks). */
+static void pool_release(struct pool *p, CURL *easy)
+{
+	curl_multi_remove_handle(p->multi, easy);
+	p->calls--;
+	if (p != p->h->cur && p->calls == 0)
+		event_active(p->h->reap_ev, 0, 0);
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct httpc *h = arg;
+	for (struct pool **pp = &h->retired; *pp != NULL;) {
+		struct pool *p = *pp;
+		if (p->calls > 0) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		pool_free(p);
+		h->stats.pools_freed++;
+	}
 }
 
 /* ---- calls ----------------------------------------------------------- */
@@ -191,7 +273,7 @@ static void call_unlink(struct httpc_call *c)
 static void call_free(struct httpc_call *c)
 {
 	if (c->easy != NULL) {
-		curl_multi_remove_handle(c->h->multi, c->easy);
+		pool_release(c->pool, c->easy);
 		curl_easy_cleanup(c->easy);
 	}
 	curl_slist_free_all(c->headers); /* wiping allocator: the auth header is zeroed */
@@ -231,18 +313,18 @@ static void finish(struct httpc_call *c, CURLcode rc)
 	 * starts the next one (a Ping answered, the next Ping): the new handle
 	 * then reuses this one's memory instead of both being held at once.
 	 * The response points only into c (body, headers, errbuf). */
-	curl_multi_remove_handle(c->h->multi, c->easy);
+	pool_release(c->pool, c->easy);
 	curl_easy_cleanup(c->easy);
 	c->easy = NULL;
 	c->cb(&r, c->ctx);
 	call_free(c);
 }
 
-static void check_done(struct httpc *h)
+static void check_done(struct pool *p)
 {
 	CURLMsg *msg;
 	int left;
-	while ((msg = curl_multi_info_read(h->multi, &left)) != NULL) {
+	while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
 		if (msg->msg != CURLMSG_DONE)
 			continue;
 		struct httpc_call *c = NULL;
@@ -413,6 +495,8 @@ int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, 
 	if (c == NULL)
 		abort();
 	c->h = h;
+	c->pool = h->cur;
+	c->restartable = req->restartable;
 	c->cb = cb;
 	c->ctx = ctx;
 	c->body_max = req->body_max > 0 ? req->body_max : HTTPC_DEFAULT_BODY_MAX;
@@ -504,15 +588,17 @@ int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, 
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 		curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS,
 				 req->body != NULL ? (const char *)req->body : "");
+		c->empty_post = req->body_len == 0;
 	}
 	if (strcmp(req->method, has_body ? "POST" : "GET") != 0)
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 
 	c->started_ms = hk_clock_mono(hk_clock_real());
-	if (curl_multi_add_handle(h->multi, e) != CURLM_OK) {
+	if (curl_multi_add_handle(c->pool->multi, e) != CURLM_OK) {
 		ret = HK_ERR_NOMEM;
 		goto fail;
 	}
+	c->pool->calls++;
 	c->next = h->calls;
 	if (h->calls != NULL)
 		h->calls->prev = c;
@@ -551,22 +637,91 @@ size_t httpc_active(const struct httpc *h)
 	return h->active;
 }
 
+/* Moves a call that has seen no answer yet to the current pool: the same
+ * request, sent again on a new transfer (curl_easy_duphandle copies every
+ * option, the body included); the old transfer is reset. The caller's
+ * callback and handle are unaffected. False: it stays where it is. */
+static bool call_restart(struct httpc_call *c)
+{
+	struct pool *np = c->h->cur;
+	CURL *n = curl_easy_duphandle(c->easy);
+	if (n == NULL)
+		return false;
+	/* an empty body is a pointer curl does not copy: set it again */
+	if (c->empty_post)
+		curl_easy_setopt(n, CURLOPT_COPYPOSTFIELDS, "");
+	if (curl_multi_add_handle(np->multi, n) != CURLM_OK) {
+		curl_easy_cleanup(n);
+		return false;
+	}
+	np->calls++;
+	pool_release(c->pool, c->easy);
+	curl_easy_cleanup(c->easy);
+	c->easy = n;
+	c->pool = np;
+	return true;
+}
+
+static void do_retire(struct httpc *h)
+{
+	h->retire_pending = false;
+	struct pool *np = pool_new(h);
+	if (np == NULL) {
+		hk_log(HK_LOG_ERR, "httpc: cannot retire connections: out of memory");
+		return;
+	}
+	struct pool *old = h->cur;
+	h->cur = np;
+	old->next = h->retired;
+	h->retired = old;
+	h->stats.retires++;
+	for (struct httpc_call *c = h->calls; c != NULL; c = c->next) {
+		if (c->pool != old || c->easy == NULL || !c->restartable || c->hdr_raw > 0 ||
+		    c->body_len > 0)
+			continue;
+		if (call_restart(c))
+			h->stats.restarted++;
+	}
+	if (old->calls == 0)
+		event_active(h->reap_ev, 0, 0);
+}
+
+static void on_retire(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	do_retire(arg);
+}
+
+void httpc_retire(struct httpc *h)
+{
+	if (h->retire_pending)
+		return;
+	h->retire_pending = true;
+	event_active(h->retire_ev, 0, 0);
+}
+
+void httpc_get_stats(const struct httpc *h, struct httpc_stats *st)
+{
+	*st = h->stats;
+	st->pools_retired = 0;
+	for (const struct pool *p = h->retired; p != NULL; p = p->next)
+		st->pools_retired++;
+}
+
 int httpc_new(struct event_base *base, struct httpc **httpc_r)
 {
 	struct httpc *h = calloc(1, sizeof(*h));
 	if (h == NULL)
 		abort();
 	h->base = base;
-	h->multi = curl_multi_init();
-	h->timer = evtimer_new(base, on_timer, h);
-	if (h->multi == NULL || h->timer == NULL) {
+	h->cur = pool_new(h);
+	h->retire_ev = event_new(base, -1, 0, on_retire, h);
+	h->reap_ev = event_new(base, -1, 0, on_reap, h);
+	if (h->cur == NULL || h->retire_ev == NULL || h->reap_ev == NULL) {
 		httpc_free(&h);
 		return HK_ERR_NOMEM;
 	}
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-	curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
 	*httpc_r = h;
 	return 0;
 }
@@ -582,9 +737,16 @@ void httpc_free(struct httpc **hp)
 		call_unlink(c);
 		call_free(c);
 	}
-	if (h->multi != NULL)
-		curl_multi_cleanup(h->multi);
-	if (h->timer != NULL)
-		event_free(h->timer);
+	while (h->retired != NULL) {
+		struct pool *p = h->retired;
+		h->retired = p->next;
+		pool_free(p);
+	}
+	if (h->cur != NULL)
+		pool_free(h->cur);
+	if (h->retire_ev != NULL)
+		event_free(h->retire_ev);
+	if (h->reap_ev != NULL)
+		event_free(h->reap_ev);
 	free(h);
 }

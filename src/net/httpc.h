@@ -72,11 +72,19 @@ struct httpc_request {
 	 * and then calls to the same server share one connection, each its own
 	 * stream with its own Authorization; else HTTP/1.1. false: HTTP/1.1,
 	 * one connection per call in flight.
-	 * Not the default: libnghttp2 allocates with plain malloc (no wiping
-	 * allocator can be set through curl) and keeps the request's header
-	 * block, Authorization included, in memory it frees unwiped or keeps
-	 * for the connection's life; see docs/threat-model.md. */
+	 * libnghttp2 has no allocator hook reachable through curl: its copies
+	 * of the header list are wiped only by a process-wide zeroing free
+	 * (crypto/wipefree.c, in halfkeyd), and the HPACK-encoded header block
+	 * of the last request sent stays in the connection's frame buffer
+	 * until the connection closes: a caller that wipes a credential it
+	 * sent over HTTP/2 calls httpc_retire(). */
 	bool http2;
+	/* true: the server may get this request twice without harm (a Ping,
+	 * OPTIONS). When httpc_retire() retires the connection it waits on
+	 * before any answer has come, it is sent again on a new connection;
+	 * the caller sees one call and one callback as before. false: it
+	 * finishes on the retired connection. */
+	bool restartable;
 	/* For tests that must reach a named host (TLS verified against that
 	 * name) on a loopback fixture: curl CONNECT_TO entries,
 	 * "HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT", NULL-terminated.
@@ -114,5 +122,25 @@ const char *httpc_result_str(enum httpc_result r);
 
 /* Number of calls in flight (for tests and stats). */
 size_t httpc_active(const struct httpc *httpc);
+
+/* Retires every connection open now, so that none of them outlives a
+ * credential the caller has just wiped (over HTTP/2 a connection keeps the
+ * last request's header block, Authorization included). Calls started
+ * afterwards open new connections; calls still waiting for their answer
+ * move to them if restartable (sent again there, the callback unaffected),
+ * the others finish where they are; a retired connection is closed as soon
+ * as its last call has ended, and its memory goes back wiped. Takes effect
+ * from the event loop: retires asked for in one turn of the loop make one.
+ * Calls of other accounts on the same connections pay with a new request
+ * (a Ping sent again), so callers retire only after HTTP/2 was in use. */
+void httpc_retire(struct httpc *httpc);
+
+struct httpc_stats {
+	uint64_t retires;      /* httpc_retire() that took effect */
+	uint64_t restarted;    /* calls moved to a new connection */
+	uint64_t pools_freed;  /* retired connection sets closed */
+	uint64_t pools_retired; /* retired, with calls still finishing */
+};
+void httpc_get_stats(const struct httpc *httpc, struct httpc_stats *stats_r);
 
 #endif

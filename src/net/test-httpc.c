@@ -1371,6 +1371,147 @@ static void test_free_in_flight(void)
 	}
 }
 
+/* ---- retiring connections ------------------------------------------------ */
+
+/* Keeps every request unanswered, in arrival order, for the test to answer. */
+struct parked {
+	struct evhttp_request *req[8];
+	char uri[8][64];
+	char body[8][16];
+	char method[8][8];
+	size_t n;
+};
+
+static void h_park(struct tfx_server *srv, struct evhttp_request *req,
+		   const struct tfx_request *rec, void *ctx)
+{
+	(void)srv;
+	struct parked *pk = ctx;
+	if (pk->n == 8)
+		return;
+	pk->req[pk->n] = req;
+	snprintf(pk->uri[pk->n], sizeof(pk->uri[0]), "%.63s", rec->uri);
+	snprintf(pk->body[pk->n], sizeof(pk->body[0]), "%.*s", (int)rec->body_len,
+		 (const char *)rec->body);
+	snprintf(pk->method[pk->n], sizeof(pk->method[0]), "%.7s", rec->method);
+	pk->n++;
+}
+
+static void answer(struct env *e, struct evhttp_request *req, const char *body)
+{
+	tfx_respond(e->srv, req, &(struct tfx_reply){.body = body, .body_len = strlen(body)});
+}
+
+static struct httpc_stats stats_of(const struct env *e)
+{
+	struct httpc_stats st;
+	httpc_get_stats(e->h, &st);
+	return st;
+}
+
+/* A retire moves the waiting restartable calls (a body, an empty body) to
+ * new connections, lets the others finish where they are, closes the old
+ * connections once they have, and each caller sees exactly one callback. */
+static void test_retire(void)
+{
+	for (int tls = 0; tls <= 1; tls++) {
+		struct parked pk = {0};
+		struct env e;
+		REQUIRE(env_init(&e, tls, h_park, &pk));
+		int before = callbacks_total;
+		struct got ga = {0}, ge = {0}, gb = {0};
+		struct httpc_request r = req_for(&e, "/ping-a");
+		r.method = "POST";
+		r.body = (const uint8_t *)"A";
+		r.body_len = 1;
+		r.restartable = true;
+		REQUIRE(httpc_start(e.h, &r, on_got, &ga, NULL) == 0);
+		r = req_for(&e, "/ping-empty");
+		r.method = "POST";
+		r.restartable = true;
+		REQUIRE(httpc_start(e.h, &r, on_got, &ge, NULL) == 0);
+		r = req_for(&e, "/sync-b");
+		r.method = "POST";
+		r.body = (const uint8_t *)"B";
+		r.body_len = 1;
+		REQUIRE(httpc_start(e.h, &r, on_got, &gb, NULL) == 0);
+		RUN_UNTIL(e.base, pk.n == 3);
+		REQUIRE(pk.n == 3);
+
+		/* two retires in one turn of the loop make one */
+		httpc_retire(e.h);
+		httpc_retire(e.h);
+		RUN_UNTIL(e.base, pk.n == 5);
+		REQUIRE(pk.n == 5);
+		run_for(e.base, 100);
+		CHECK_INT(pk.n, 5); /* the other call is not sent again */
+		struct httpc_stats st = stats_of(&e);
+		CHECK_INT(st.retires, 1);
+		CHECK_INT(st.restarted, 2);
+		CHECK_INT(st.pools_retired, 1);
+		CHECK_INT(st.pools_freed, 0);
+		CHECK_INT(httpc_active(e.h), 3);
+		CHECK_INT(callbacks_total, before);
+		/* the two sent again are the restartable ones, unchanged */
+		size_t ia = 3, ie = 4;
+		if (strcmp(pk.uri[3], "/ping-a") != 0) {
+			ia = 4;
+			ie = 3;
+		}
+		CHECK_STR(pk.uri[ia], "/ping-a");
+		CHECK_STR(pk.body[ia], "A");
+		CHECK_STR(pk.method[ia], "POST");
+		CHECK_STR(pk.uri[ie], "/ping-empty");
+		CHECK_STR(pk.body[ie], "");
+		CHECK_STR(pk.method[ie], "POST");
+
+		/* the one left on the old connections finishes there; then they close */
+		size_t ib = strcmp(pk.uri[0], "/sync-b") == 0 ? 0 : strcmp(pk.uri[1], "/sync-b") == 0 ? 1 : 2;
+		CHECK_STR(pk.uri[ib], "/sync-b");
+		answer(&e, pk.req[ib], "b-done");
+		RUN_UNTIL(e.base, gb.calls > 0 && stats_of(&e).pools_freed == 1);
+		CHECK_INT(gb.calls, 1);
+		CHECK_INT(gb.result, HTTPC_OK);
+		CHECK_STR((const char *)gb.body, "b-done");
+		st = stats_of(&e);
+		CHECK_INT(st.pools_freed, 1);
+		CHECK_INT(st.pools_retired, 0);
+
+		/* the moved calls are answered on their new connections, once */
+		answer(&e, pk.req[ia], "a-done");
+		answer(&e, pk.req[ie], "e-done");
+		RUN_UNTIL(e.base, ga.calls > 0 && ge.calls > 0);
+		CHECK_INT(ga.calls, 1);
+		CHECK_INT(ga.result, HTTPC_OK);
+		CHECK_STR((const char *)ga.body, "a-done");
+		CHECK_INT(ge.calls, 1);
+		CHECK_STR((const char *)ge.body, "e-done");
+		run_for(e.base, 50);
+		CHECK_INT(callbacks_total, before + 3);
+		CHECK_INT(httpc_active(e.h), 0);
+
+		/* a retire with nothing in flight closes the idle connections at once */
+		httpc_retire(e.h);
+		RUN_UNTIL(e.base, stats_of(&e).pools_freed == 2);
+		CHECK_INT(stats_of(&e).pools_freed, 2);
+
+		/* freeing the client with a retired pool still busy */
+		r = req_for(&e, "/held");
+		struct got gh = {0};
+		REQUIRE(httpc_start(e.h, &r, on_got, &gh, NULL) == 0);
+		RUN_UNTIL(e.base, pk.n == 6);
+		httpc_retire(e.h);
+		RUN_UNTIL(e.base, stats_of(&e).retires == 3);
+		CHECK_INT(stats_of(&e).pools_retired, 1);
+		got_free(&ga);
+		got_free(&ge);
+		got_free(&gb);
+		env_done(&e);
+		CHECK_INT(gh.calls, 0);
+		got_free(&gh);
+	}
+}
+
 static void test_start_failures(void)
 {
 	struct env e;
@@ -1711,5 +1852,5 @@ TESTS(TEST(test_fixture_pki), TEST(test_roundtrip_plain), TEST(test_roundtrip_tl
       TEST(test_cancel_from_callback), TEST(test_cancel_at_every_step),
       TEST(test_callback_starts_request), TEST(test_malformed_responses),
       TEST(test_other_schemes),
-      TEST(test_free_in_flight), TEST(test_start_failures), TEST(test_authorization),
+      TEST(test_free_in_flight), TEST(test_retire), TEST(test_start_failures), TEST(test_authorization),
       TEST(test_authorization_no_copy), TEST(test_elapsed), TEST(test_result_str));
