@@ -29,6 +29,11 @@ Commands:
                                     counts every needle in what arrives on stdin
                                     (--expect: these needles must be there)
 
+The HPACK needles (what libnghttp2 puts in its frame buffer when curl sends
+the mail server's requests over HTTP/2) are computed with the system's
+libnghttp2 (libnghttp2.so.14, a dependency of libcurl) through ctypes; the
+scanner dies (exit 2) when it cannot load or use it.
+
 Exit status: 0 no needle found (with --require-password: the raw password
 was found and nothing else is checked; with --expect-all: every needle was
 found), 1 needles found, each hit printed with its encoding and where it
@@ -38,6 +43,7 @@ Hits are printed with their surroundings, the needle itself masked: the
 test's output never spells a secret.
 """
 import base64
+import ctypes
 import json
 import os
 import re
@@ -92,6 +98,233 @@ def b64_variants(raw):
             ("base64url", url), ("base64url-nopad", url.rstrip(b"="))]
 
 
+# ---- HPACK (RFC 7541), as libnghttp2 encodes curl's HTTP/2 request headers
+
+HPACK_AUTHORIZATION = 23  # RFC 7541 Appendix A: static table index of "authorization"
+NGHTTP2_NV_FLAG_NO_INDEX = 0x01
+NGHTTP2_HD_INFLATE_FINAL = 0x01
+NGHTTP2_HD_INFLATE_EMIT = 0x02
+
+
+class NghttpNv(ctypes.Structure):
+    """nghttp2_nv of <nghttp2/nghttp2.h> (1.52): uint8_t *name; uint8_t
+    *value; size_t namelen; size_t valuelen; uint8_t flags."""
+    _fields_ = [("name", ctypes.c_void_p), ("value", ctypes.c_void_p),
+                ("namelen", ctypes.c_size_t), ("valuelen", ctypes.c_size_t),
+                ("flags", ctypes.c_uint8)]
+
+
+_nghttp2 = None
+
+
+def nghttp2():
+    """The system's libnghttp2, loaded once, with the HPACK functions'
+    prototypes declared."""
+    global _nghttp2
+    if _nghttp2 is not None:
+        return _nghttp2
+    errors = []
+    for soname in ("libnghttp2.so.14", "libnghttp2.so"):
+        try:
+            lib = ctypes.CDLL(soname)
+            break
+        except OSError as e:
+            errors.append(str(e))
+    else:
+        die("cannot load libnghttp2 for the HPACK needles (the form of the password "
+            "in curl's HTTP/2 frames): " + "; ".join(errors))
+    vp, sz, ss = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_ssize_t
+    nvp = ctypes.POINTER(NghttpNv)
+    protos = {
+        "nghttp2_hd_deflate_new": (ctypes.c_int, [ctypes.POINTER(vp), sz]),
+        "nghttp2_hd_deflate_bound": (sz, [vp, nvp, sz]),
+        "nghttp2_hd_deflate_hd": (ss, [vp, vp, sz, nvp, sz]),
+        "nghttp2_hd_deflate_del": (None, [vp]),
+        "nghttp2_hd_inflate_new": (ctypes.c_int, [ctypes.POINTER(vp)]),
+        "nghttp2_hd_inflate_hd2": (ss, [vp, nvp, ctypes.POINTER(ctypes.c_int), vp, sz, ctypes.c_int]),
+        "nghttp2_hd_inflate_end_headers": (ctypes.c_int, [vp]),
+        "nghttp2_hd_inflate_del": (None, [vp]),
+    }
+    for fname, (res, args) in protos.items():
+        try:
+            f = getattr(lib, fname)
+        except AttributeError:
+            die(f"libnghttp2 has no {fname}: cannot compute the HPACK needles")
+        f.restype, f.argtypes = res, args
+    _nghttp2 = lib
+    return lib
+
+
+def hpack_deflate(name, value, flags=0):
+    """The header block in which a fresh libnghttp2 deflater (dynamic table
+    4096 bytes, as in an HTTP/2 session) encodes the one header name: value."""
+    lib = nghttp2()
+    d = ctypes.c_void_p()
+    if lib.nghttp2_hd_deflate_new(ctypes.byref(d), 4096) != 0 or not d:
+        die("nghttp2_hd_deflate_new failed: cannot compute the HPACK needles")
+    try:
+        nb = ctypes.create_string_buffer(name, len(name))
+        vb = ctypes.create_string_buffer(value, len(value))
+        nv = NghttpNv(ctypes.cast(nb, ctypes.c_void_p), ctypes.cast(vb, ctypes.c_void_p),
+                      len(name), len(value), flags)
+        size = lib.nghttp2_hd_deflate_bound(d, ctypes.byref(nv), 1)
+        buf = ctypes.create_string_buffer(size)
+        n = lib.nghttp2_hd_deflate_hd(d, buf, size, ctypes.byref(nv), 1)
+        if n <= 0:
+            die(f"nghttp2_hd_deflate_hd failed ({n}): cannot compute the HPACK needles")
+        return buf.raw[:n]
+    finally:
+        lib.nghttp2_hd_deflate_del(d)
+
+
+def hpack_inflate(block):
+    """The (name, value) pairs of a header block, decoded by a fresh
+    libnghttp2 inflater."""
+    lib = nghttp2()
+    d = ctypes.c_void_p()
+    if lib.nghttp2_hd_inflate_new(ctypes.byref(d)) != 0 or not d:
+        die("nghttp2_hd_inflate_new failed: cannot check the HPACK needles")
+    out = []
+    try:
+        buf = ctypes.create_string_buffer(block, len(block))
+        pos = 0
+        while True:
+            nv, fl = NghttpNv(), ctypes.c_int(0)
+            n = lib.nghttp2_hd_inflate_hd2(d, ctypes.byref(nv), ctypes.byref(fl),
+                                           ctypes.addressof(buf) + pos, len(block) - pos, 1)
+            if n < 0:
+                die(f"nghttp2_hd_inflate_hd2 failed ({n}): the HPACK needles are wrong")
+            pos += n
+            if fl.value & NGHTTP2_HD_INFLATE_EMIT:
+                out.append((ctypes.string_at(nv.name, nv.namelen),
+                            ctypes.string_at(nv.value, nv.valuelen)))
+            if fl.value & NGHTTP2_HD_INFLATE_FINAL:
+                break
+            if not fl.value & NGHTTP2_HD_INFLATE_EMIT and pos == len(block):
+                die("nghttp2_hd_inflate_hd2: header block ends early: the HPACK needles are wrong")
+        lib.nghttp2_hd_inflate_end_headers(d)
+    finally:
+        lib.nghttp2_hd_inflate_del(d)
+    return out
+
+
+def hpack_int(block, i, prefix):
+    """RFC 7541 5.1: the integer with a prefix-bit prefix at block[i];
+    (value, index after it)."""
+    if i >= len(block):
+        die("HPACK: header block truncated in an integer")
+    mask = (1 << prefix) - 1
+    v = block[i] & mask
+    i += 1
+    if v < mask:
+        return v, i
+    shift = 0
+    while True:
+        if i >= len(block):
+            die("HPACK: header block truncated in an integer")
+        b = block[i]
+        i += 1
+        v += (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, i
+
+
+def hpack_value_literal(block):
+    """RFC 7541 6.1-6.3: the header block holds exactly one literal header
+    field whose name is static entry 23 ("authorization"); its value's
+    string literal (5.2) as (huffman, bytes, representation)."""
+    i = 0
+    while i < len(block) and block[i] & 0xe0 == 0x20:
+        _, i = hpack_int(block, i, 5)  # 6.3 dynamic table size update
+    if i >= len(block):
+        die("HPACK: no header field in the block")
+    b = block[i]
+    if b & 0x80:
+        die("HPACK: authorization came out as an indexed field (6.1), not a literal")
+    if b & 0x40:
+        kind, prefix = "with incremental indexing", 6
+    elif b & 0x10:
+        kind, prefix = "never indexed", 4
+    else:
+        kind, prefix = "without indexing", 4
+    idx, i = hpack_int(block, i, prefix)
+    if idx != HPACK_AUTHORIZATION:
+        die(f"HPACK: literal field ({kind}) with name index {idx}, "
+            f"not {HPACK_AUTHORIZATION} (authorization)")
+    if i >= len(block):
+        die("HPACK: header block truncated before the value")
+    huffman = bool(block[i] & 0x80)
+    n, i = hpack_int(block, i, 7)
+    if i + n != len(block):
+        die(f"HPACK: value literal of {n} bytes at {i} does not end the {len(block)}-byte block")
+    return huffman, block[i:], kind
+
+
+def huffman_bits(s):
+    """The length in bits of the Huffman code (RFC 7541 Appendix B) of s,
+    from libnghttp2 itself: s repeated 8 times is coded in exactly 8x as
+    many bits, a whole number of bytes without EOS padding (libnghttp2
+    picks Huffman whenever it is the shorter, which it is for every s used
+    here)."""
+    huffman, v, _ = hpack_value_literal(hpack_deflate(b"authorization", s * 8))
+    if not huffman:
+        die("HPACK: libnghttp2 did not Huffman-code a string it must: cannot place the interior slice")
+    return len(v)
+
+
+def bit_field(data, a, b):
+    """Bits [a, b) of data, most significant bit first, as an int."""
+    return (int.from_bytes(data, "big") >> (8 * len(data) - b)) & ((1 << (b - a)) - 1)
+
+
+def hpack_needles(basic):
+    """The HPACK forms of the value "Basic " + basic (base64 of
+    user:password) that curl hands libnghttp2 as the authorization header
+    of an HTTP/2 request: the value's string literal bytes as libnghttp2
+    encodes them, and a byte-aligned slice of them that lies within the
+    base64 part. [] when libnghttp2 sends the value raw (H bit 0): then its
+    bytes are "Basic ..." (password/basic-value) already."""
+    value = b"Basic " + basic
+    block = hpack_deflate(b"authorization", value)
+    # cheap sanity check: libnghttp2's own inflater gives the header back
+    if hpack_inflate(block) != [(b"authorization", value)]:
+        die("HPACK: the deflated authorization header does not inflate back to itself")
+    huffman, lit, _ = hpack_value_literal(block)
+    # with NGHTTP2_NV_FLAG_NO_INDEX: the same bytes, as libnghttp2 never
+    # indexes authorization anyway (a literal never indexed, 0x1f 0x08);
+    # a needle of its own only should that ever change
+    huffman_ni, lit_ni, _ = hpack_value_literal(
+        hpack_deflate(b"authorization", value, NGHTTP2_NV_FLAG_NO_INDEX))
+    if not huffman:
+        return []  # raw: the bytes are "Basic ..." (password/basic-value)
+    # H bit 1: the bytes are the Huffman code of "Basic <base64>" (EOS-padded)
+    n = [("password/hpack(basic-value)", lit)]
+    if lit_ni != lit and huffman_ni:
+        n.append(("password/hpack(basic-value,no-index)", lit_ni))
+    # The interior slice: the Huffman code of "Basic " ends mid-byte (33
+    # bits), so the base64 part starts at a bit offset; from the first byte
+    # that starts within it to the last full byte before the '=' padding
+    # and the EOS padding.
+    core = basic.rstrip(b"=")
+    npad = len(basic) - len(core)
+    pre_bits, eq_bits, all_bits = huffman_bits(b"Basic "), huffman_bits(b"="), huffman_bits(value)
+    core_end = all_bits - npad * eq_bits
+    # the bit boundaries are right: the code starts with that of "Basic ",
+    # ends with that of the padding, then EOS padding (all ones)
+    pre_code = hpack_value_literal(hpack_deflate(b"authorization", b"Basic " * 8))[1]
+    eq_code = hpack_value_literal(hpack_deflate(b"authorization", b"=" * 8))[1]
+    if ((all_bits + 7) // 8 != len(lit)
+            or bit_field(lit, 0, pre_bits) != bit_field(pre_code, 0, pre_bits)
+            or bit_field(lit, core_end, all_bits) != bit_field(eq_code, 0, npad * eq_bits)
+            or bit_field(lit, all_bits, 8 * len(lit)) != (1 << (8 * len(lit) - all_bits)) - 1):
+        die("HPACK: the Huffman code of the authorization value does not split as expected")
+    interior = lit[(pre_bits + 7) // 8:core_end // 8]
+    if len(interior) >= 16:
+        n.append(("password/hpack-interior", interior))
+    return n
+
+
 def needles():
     """(name, bytes) for every encoding in which a secret crossed a boundary."""
     user = env("HK_MEM_USER").encode()
@@ -111,6 +344,7 @@ def needles():
     n.append(("password/basic-b64(user:password)", basic))
     n.append(("password/basic-value", b"Basic " + basic))
     n.append(("password/authorization-line", b"Authorization: Basic " + basic))
+    n += hpack_needles(basic)  # the same header in curl's HTTP/2 frames
     n.append(("device-key/raw", dk))
     n += [("device-key/" + k, v) for k, v in b64_variants(dk)]
     dk_sent = env("HK_MEM_DK").encode()
