@@ -2,6 +2,7 @@
  *
  *   bench-ping [--h2 [--max-streams M]] [--accounts N] [--buffer BYTES]
  *              [--heartbeat S] [--window W] [--settle MS] [--rounds R]
+ *              [--retire K]
  *   bench-ping --all [--max-streams M] [--heartbeat S] [--window W]
  *              [--settle MS] [--rounds R]
  *
@@ -57,6 +58,22 @@
  * process, and prints one table with the marginal cost per account between
  * the N of a row and the one before.
  *
+ * --retire K, after the rounds and the trimmed reading: K times, with all N
+ * Pings waiting, httpc_retire() (what eas_client_free() does after HTTP/2),
+ * then the loop runs until httpc has moved every Ping to the new pool
+ * (httpc_get_stats: restarted + N), the responder holds N again and has
+ * received N new requests, it saw every old held Ping end (HTTP/2: its
+ * stream reset or its connection closed, and none of the connections open
+ * before is left; HTTP/1.1: its connection closed), and the old pool is
+ * freed (pools_freed + 1, pools_retired 0). A Ping callback in that time
+ * fails the run: a restart must be invisible to the caller. Reported per
+ * retire: the time from httpc_retire() to the last Ping moved, to the last
+ * one held again (the responder's CLOCK_MONOTONIC, the same clock) and to
+ * the old pool freed; the connections (the client's sockets; over HTTP/2
+ * the responder's accepted and closed); and memory settle ms later, against
+ * the last round's reading, and after malloc_trim(0) against the trimmed
+ * one.
+ *
  * Target: at most 48 KiB RSS per waiting account, TLS included. A program,
  * not a test: it exits 1 when a run could not be measured, never fails a
  * build. */
@@ -78,10 +95,12 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <malloc.h>
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
 #include <openssl/ssl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
@@ -217,6 +236,17 @@ struct responder {
 	size_t last_held, last_count, last_refused, last_bad;
 	bool tls_told;
 	struct event *tick, *ctl_ev;
+
+	/* --retire (the client side's 'x'): what became of held Pings whose
+	 * request went before its answer, reported on a line of its own */
+	bool retire_report;
+	size_t gone_reset, gone_closed; /* held Pings: stream reset; connection closed */
+	size_t rst, goaway;             /* RST_STREAM and GOAWAY frames received (HTTP/2) */
+	uint32_t rst_code;              /* the last RST_STREAM's error code */
+	unsigned long hold_us;          /* CLOCK_MONOTONIC when the last Ping was held */
+	size_t last_gone_reset, last_gone_closed, last_rst, last_goaway;
+	unsigned long last_hold_us;
+	size_t last_busiest, last_single; /* streams now: most on one conn; conns with one */
 };
 
 /* A request on an HTTP/2 stream, from its first HEADERS frame until the
@@ -320,6 +350,7 @@ static void hold(struct responder *r, struct evhttp_request *req, struct h2_stre
 		r->held->prev = h;
 	r->held = h;
 	r->nheld++;
+	r->hold_us = (unsigned long)(now_s() * 1e6);
 	if (s != NULL) {
 		s->held = h;
 		return;
@@ -499,6 +530,9 @@ static void h2_conn_free(struct h2_conn *c)
 {
 	struct responder *r = c->r;
 	nghttp2_session_del(c->sess); /* calls no callback */
+	for (const struct h2_stream *s = c->streams; s != NULL; s = s->next)
+		if (s->held != NULL)
+			r->gone_closed++;
 	while (c->streams != NULL)
 		h2_stream_free(c->streams);
 	bufferevent_free(c->bev); /* BEV_OPT_CLOSE_ON_FREE: the socket and the SSL */
@@ -715,7 +749,13 @@ static int h2_on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const ui
 
 static int h2_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, void *arg)
 {
-	(void)arg;
+	struct h2_conn *c = arg;
+	if (frame->hd.type == NGHTTP2_RST_STREAM) {
+		c->r->rst++;
+		c->r->rst_code = frame->rst_stream.error_code;
+	} else if (frame->hd.type == NGHTTP2_GOAWAY) {
+		c->r->goaway++;
+	}
 	if ((frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) ||
 	    (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0)
 		return 0;
@@ -728,8 +768,10 @@ static int h2_on_frame_recv(nghttp2_session *sess, const nghttp2_frame *frame, v
 static int h2_on_stream_close(nghttp2_session *sess, int32_t id, uint32_t error_code, void *arg)
 {
 	(void)error_code;
-	(void)arg;
+	struct h2_conn *c = arg;
 	struct h2_stream *s = nghttp2_session_get_stream_user_data(sess, id);
+	if (s != NULL && s->held != NULL)
+		c->r->gone_reset++; /* closed before its answer: the client reset it */
 	if (s != NULL)
 		h2_stream_free(s);
 	return 0;
@@ -910,12 +952,79 @@ static void h2_stop(struct responder *r)
 
 /* ---- both ---- */
 
+/* HTTP/1.1, --retire: a held Ping whose client closed the connection. evhttp
+ * does not read a connection while its request waits for the answer, so it
+ * does not notice; poll() does (POLLRDHUP: the client's FIN). Such a Ping
+ * is forgotten, and the fixture closes its connection. One poll() for all. */
+static void h1_forget_closed(struct responder *r)
+{
+	if (r->nheld == 0)
+		return;
+	struct pollfd *pfd = calloc(r->nheld, sizeof(*pfd));
+	struct held **hs = calloc(r->nheld, sizeof(*hs));
+	if (pfd == NULL || hs == NULL)
+		abort();
+	nfds_t n = 0;
+	for (struct held *h = r->held; h != NULL && n < r->nheld; h = h->next) {
+		struct evhttp_connection *evcon =
+		    h->req != NULL ? evhttp_request_get_connection(h->req) : NULL;
+		struct bufferevent *bev =
+		    evcon != NULL ? evhttp_connection_get_bufferevent(evcon) : NULL;
+		/* detached (evhttp saw the close after all): fd -1, always gone */
+		pfd[n].fd = bev != NULL ? bufferevent_getfd(bev) : -1;
+		pfd[n].events = POLLRDHUP;
+		hs[n++] = h;
+	}
+	if (poll(pfd, n, 0) >= 0)
+		for (nfds_t i = 0; i < n; i++) {
+			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0)
+				continue;
+			r->gone_closed++;
+			tfx_drop(r->srv, hs[i]->req, 0); /* frees the request, closes the connection */
+			held_forget(hs[i]);
+		}
+	free(pfd);
+	free(hs);
+}
+
+/* --retire: the held Pings that went, frames, and when the last was held. */
+static void report_retire(struct responder *r)
+{
+	if (!r->h2)
+		h1_forget_closed(r);
+	size_t busiest = 0, single = 0;
+	for (const struct h2_conn *c = r->conns; c != NULL; c = c->next) {
+		if (c->nstreams > busiest)
+			busiest = c->nstreams;
+		single += c->nstreams == 1;
+	}
+	if (r->gone_reset == r->last_gone_reset && r->gone_closed == r->last_gone_closed &&
+	    r->rst == r->last_rst && r->goaway == r->last_goaway && r->hold_us == r->last_hold_us &&
+	    busiest == r->last_busiest && single == r->last_single)
+		return;
+	if (dprintf(r->st_fd,
+	            "gone reset %zu closed %zu rst %zu code %lu goaway %zu hold_us %lu busiest %zu "
+	            "single %zu\n",
+	            r->gone_reset, r->gone_closed, r->rst, (unsigned long)r->rst_code, r->goaway,
+	            r->hold_us, busiest, single) < 0)
+		event_base_loopbreak(r->base);
+	r->last_busiest = busiest;
+	r->last_single = single;
+	r->last_gone_reset = r->gone_reset;
+	r->last_gone_closed = r->gone_closed;
+	r->last_rst = r->rst;
+	r->last_goaway = r->goaway;
+	r->last_hold_us = r->hold_us;
+}
+
 /* Reports what changed, at most every 50 ms. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct responder *r = arg;
+	if (r->retire_report)
+		report_retire(r); /* first: its line comes before the held line */
 	size_t held = r->nheld, count = r->h2 ? r->received : tfx_server_count(r->srv);
 	if (r->h2 && (r->accepted != r->last_accepted || r->open != r->last_open ||
 	              r->streams_peak != r->last_peak)) {
@@ -939,7 +1048,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The client side writes 'r' to have every held Ping answered now (the
- * next round of Pings follows), and closes the pipe when it is done. */
+ * next round of Pings follows), 'x' before its first retire (--retire),
+ * and closes the pipe when it is done. */
 static void on_ctl(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
@@ -952,6 +1062,8 @@ static void on_ctl(evutil_socket_t fd, short what, void *arg)
 		event_base_loopbreak(r->base);
 		return;
 	}
+	if (memchr(c, 'x', (size_t)n) != NULL)
+		r->retire_report = true;
 	if (memchr(c, 'r', (size_t)n) != NULL)
 		while (r->held != NULL)
 			held_answer(r->held);
@@ -1111,9 +1223,33 @@ struct account {
 	struct eas_client *client;
 };
 
-enum phase { WAIT_PORT, RAMP, SETTLE, CYCLE, DONE };
+enum phase { WAIT_PORT, RAMP, SETTLE, CYCLE, RETIRE, RETIRE_SETTLE, DONE };
 
-#define MAX_CYCLES 10
+#define MAX_CYCLES  10
+#define MAX_RETIRES 10
+
+/* What the responder reported, at a point in time (--retire). */
+struct resp_counts {
+	unsigned long held, received, accepted, open, peak, gone_reset, gone_closed, rst, goaway;
+	unsigned long busiest, single; /* HTTP/2: most streams on one connection; with one */
+};
+
+/* One httpc_retire() with all N Pings waiting (--retire). Times in ms from
+ * the call; -1 until seen. */
+struct retire {
+	double t0;
+	double moved_ms;  /* httpc_get_stats: restarted + N (the retire took effect) */
+	double held_ms;   /* the last Ping sent again held by the responder (its clock) */
+	double freed_ms;  /* the old pool freed: pools_freed + 1, pools_retired 0 */
+	double done_ms;   /* every condition seen here (status lines come every 50 ms) */
+	struct httpc_stats st0, st1;
+	struct resp_counts c0, c1; /* at the call; when done */
+	long sockets_before;       /* the client's, at the reading before */
+	unsigned long callbacks;   /* Ping callbacks in the retire: must stay 0 */
+	long overflows0, overflows1; /* TcpExt ListenOverflows (the network namespace's) */
+	unsigned long rst_code;    /* the responder's last RST_STREAM error code */
+	struct mem mem;            /* settle ms after done */
+};
 
 struct bench {
 	/* options */
@@ -1148,6 +1284,17 @@ struct bench {
 	struct mem m[2 + MAX_CYCLES];
 	size_t nm;
 	struct mem trimmed; /* the last, after malloc_trim(0) */
+
+	/* --retire */
+	unsigned long retires, retire; /* asked for; begun */
+	unsigned long gone_reset, gone_closed, rst, rst_code, goaway, hold_us; /* responder */
+	unsigned long busiest, single;
+	struct resp_counts pre; /* the responder's counts when the rounds ended */
+	double t_rounds_end;
+	struct retire ret[MAX_RETIRES];
+	struct mem ret_trimmed; /* after the last retire, after malloc_trim(0) */
+	char cb_first[256];     /* the first Ping callback during a retire */
+	struct event *poll, *grace;
 };
 
 static void fail(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -1173,6 +1320,24 @@ static void on_ping(struct eas_response *resp, void *ctx)
 {
 	struct account *a = ctx;
 	struct bench *b = a->b;
+	if (b->phase == RETIRE || b->phase == RETIRE_SETTLE) {
+		/* A restart is invisible to the caller: any callback is a bug. */
+		struct retire *rt = &b->ret[b->retire - 1];
+		if (rt->callbacks++ == 0) {
+			snprintf(b->cb_first, sizeof(b->cb_first),
+			         "account %zu: %s (http %ld, HTTP/%d, Status %d, %s) %.1f ms "
+			         "after httpc_retire()",
+			         (size_t)(a - b->acc), eas_action_name(resp->action),
+			         resp->http_status, resp->http_version, resp->status,
+			         resp->error != NULL ? resp->error : "no error text",
+			         (now_s() - rt->t0) * 1000.0);
+			fprintf(stderr, "bench-ping: RETIRE %lu: A PING CALLBACK FIRED: %s\n",
+			        b->retire, b->cb_first);
+			struct timeval tv = {1, 0}; /* to count the others */
+			evtimer_add(b->grace, &tv);
+		}
+		return;
+	}
 	/* Only the responder's release ends a Ping; anything else voids the run. */
 	if (b->phase != CYCLE || resp->action != EAS_ACT_OK || resp->status != 1) {
 		fail(b, "a Ping ended unexpectedly: %s (http %ld, Status %d, %s)",
@@ -1243,11 +1408,18 @@ static bool all_waiting(const struct bench *b)
 	return true;
 }
 
+static void start_retire(struct bench *b);
+static void retire_settled(struct bench *b);
+
 static void on_settled(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	struct bench *b = arg;
+	if (b->phase == RETIRE_SETTLE) {
+		retire_settled(b);
+		return;
+	}
 	mem_read(&b->m[b->nm++]);
 	if (b->held != b->n || b->received != b->n * (b->cycle + 1)) {
 		fail(b, "the responder holds %lu of %lu Pings after settling", b->held, b->n);
@@ -1257,6 +1429,10 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
 		/* How much of the RSS is free heap the allocator kept. */
 		malloc_trim(0);
 		mem_read(&b->trimmed);
+		if (b->retires > 0) {
+			start_retire(b);
+			return;
+		}
 		b->phase = DONE;
 		event_base_loopbreak(b->base);
 		return;
@@ -1270,8 +1446,178 @@ static void on_settled(evutil_socket_t fd, short what, void *arg)
 		fail(b, "cannot reach the responder");
 }
 
+/* ---- --retire ---- */
+
+static void resp_counts_now(const struct bench *b, struct resp_counts *c)
+{
+	*c = (struct resp_counts){.held = b->held,
+	                          .received = b->received,
+	                          .accepted = b->conns_accepted,
+	                          .open = b->conns_open,
+	                          .peak = b->streams_peak,
+	                          .gone_reset = b->gone_reset,
+	                          .gone_closed = b->gone_closed,
+	                          .rst = b->rst,
+	                          .goaway = b->goaway,
+	                          .busiest = b->busiest,
+	                          .single = b->single};
+}
+
+/* TcpExt ListenOverflows of /proc/net/netstat: SYNs dropped because an
+ * accept queue was full (any listener of the network namespace); -1 when
+ * unreadable. */
+static long listen_overflows(void)
+{
+	FILE *f = fopen("/proc/net/netstat", "r");
+	if (f == NULL)
+		return -1;
+	char names[4096], values[4096];
+	long v = -1;
+	while (v < 0 && fgets(names, sizeof(names), f) != NULL &&
+	       fgets(values, sizeof(values), f) != NULL) {
+		if (strncmp(names, "TcpExt:", 7) != 0 || strncmp(values, "TcpExt:", 7) != 0)
+			continue;
+		char *sn = NULL, *sv = NULL;
+		char *n = strtok_r(names, " \n", &sn), *val = strtok_r(values, " \n", &sv);
+		while (n != NULL && val != NULL) {
+			if (strcmp(n, "ListenOverflows") == 0) {
+				unsigned long u;
+				v = parse_ulong(val, 0, LONG_MAX, &u) == 0 ? (long)u : -1;
+				break;
+			}
+			n = strtok_r(NULL, " \n", &sn);
+			val = strtok_r(NULL, " \n", &sv);
+		}
+	}
+	fclose(f);
+	return v;
+}
+
+static void start_retire(struct bench *b)
+{
+	struct retire *rt = &b->ret[b->retire];
+	if (b->retire == 0) {
+		b->t_rounds_end = now_s();
+		resp_counts_now(b, &b->pre);
+		/* the responder reports what became of the held Pings */
+		if (write(b->ctl_fd, "x", 1) != 1) {
+			fail(b, "cannot reach the responder");
+			return;
+		}
+	}
+	rt->sockets_before = b->retire == 0 ? b->trimmed.sockets : b->ret[b->retire - 1].mem.sockets;
+	rt->moved_ms = rt->held_ms = rt->freed_ms = rt->done_ms = -1;
+	httpc_get_stats(b->http, &rt->st0);
+	resp_counts_now(b, &rt->c0);
+	rt->overflows0 = listen_overflows();
+	b->retire++;
+	b->phase = RETIRE;
+	arm_deadline(b);
+	struct timeval tv = {0, 1000};
+	evtimer_add(b->poll, &tv);
+	rt->t0 = now_s();
+	httpc_retire(b->http);
+}
+
+/* Every Ping moved, sent again and held, every old one gone at the
+ * responder, the old pool freed. */
+static bool retire_complete(const struct bench *b, const struct retire *rt)
+{
+	struct httpc_stats st;
+	httpc_get_stats(b->http, &st);
+	if (st.retires != rt->st0.retires + 1 || st.restarted != rt->st0.restarted + b->n ||
+	    st.pools_freed != rt->st0.pools_freed + 1 || st.pools_retired != 0)
+		return false;
+	if (b->held != b->n || b->received != rt->c0.received + b->n ||
+	    b->gone_reset + b->gone_closed != rt->c0.gone_reset + rt->c0.gone_closed + b->n)
+		return false;
+	/* over HTTP/2: every connection open now was accepted after the call */
+	if (b->h2 && b->conns_open != b->conns_accepted - rt->c0.accepted)
+		return false;
+	if (httpc_active(b->http) != b->n)
+		return false;
+	for (unsigned long i = 0; i < b->n; i++)
+		if (!eas_client_ping_active(b->acc[i].client))
+			return false;
+	return true;
+}
+
+static void check_retire(struct bench *b)
+{
+	struct retire *rt = &b->ret[b->retire - 1];
+	if (b->phase != RETIRE || rt->callbacks > 0)
+		return;
+	double t = now_s();
+	struct httpc_stats st;
+	httpc_get_stats(b->http, &st);
+	if (rt->moved_ms < 0 && st.restarted >= rt->st0.restarted + b->n)
+		rt->moved_ms = (t - rt->t0) * 1000.0;
+	if (rt->freed_ms < 0 && st.pools_freed > rt->st0.pools_freed && st.pools_retired == 0)
+		rt->freed_ms = (t - rt->t0) * 1000.0;
+	if (!retire_complete(b, rt))
+		return;
+	evtimer_del(b->poll);
+	rt->done_ms = (t - rt->t0) * 1000.0;
+	rt->held_ms = (double)b->hold_us / 1e3 - rt->t0 * 1000.0;
+	rt->st1 = st;
+	rt->rst_code = b->rst_code;
+	resp_counts_now(b, &rt->c1);
+	rt->overflows1 = listen_overflows();
+	b->phase = RETIRE_SETTLE;
+	struct timeval tv = {b->settle_ms / 1000, (b->settle_ms % 1000) * 1000};
+	evtimer_add(b->settle, &tv);
+}
+
+/* Every 1 ms while a retire runs: httpc's counters change without a
+ * status line. */
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct bench *b = arg;
+	check_retire(b);
+	if (b->phase == RETIRE) {
+		struct timeval tv = {0, 1000};
+		evtimer_add(b->poll, &tv);
+	}
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	struct bench *b = arg;
+	fail(b, "retire %lu: %lu Ping callbacks fired (a restart must be invisible to the caller); "
+	        "first: %s",
+	     b->retire, b->ret[b->retire - 1].callbacks, b->cb_first);
+}
+
+static void retire_settled(struct bench *b)
+{
+	struct retire *rt = &b->ret[b->retire - 1];
+	mem_read(&rt->mem);
+	if (b->held != b->n || httpc_active(b->http) != b->n) {
+		fail(b, "retire %lu: the responder holds %lu of %lu Pings, httpc has %zu calls, "
+		        "after settling",
+		     b->retire, b->held, b->n, httpc_active(b->http));
+		return;
+	}
+	if (b->retire < b->retires) {
+		start_retire(b);
+		return;
+	}
+	malloc_trim(0);
+	mem_read(&b->ret_trimmed);
+	b->phase = DONE;
+	event_base_loopbreak(b->base);
+}
+
 static void check_progress(struct bench *b)
 {
+	if (b->phase == RETIRE) {
+		check_retire(b);
+		return;
+	}
 	if (b->phase == RAMP)
 		start_more(b);
 	if ((b->phase == RAMP || b->phase == CYCLE) && all_waiting(b)) {
@@ -1306,6 +1652,9 @@ static void status_line(struct bench *b, const char *line)
 {
 	static const char *const held_keys[] = {"held ", " received ", " refused ", " bad "};
 	static const char *const conns_keys[] = {"conns accepted ", " open ", " peak "};
+	static const char *const gone_keys[] = {"gone reset ", " closed ",  " rst ",
+	                                        " code ",      " goaway ",  " hold_us ",
+	                                        " busiest ",   " single "};
 	if (strncmp(line, "port ", 5) == 0 && b->phase == WAIT_PORT) {
 		unsigned long port;
 		if (parse_ulong(line + 5, 1, 65535, &port) < 0) {
@@ -1343,6 +1692,21 @@ static void status_line(struct bench *b, const char *line)
 		b->conns_accepted = v[0];
 		b->conns_open = v[1];
 		b->streams_peak = v[2];
+	} else if (strncmp(line, "gone ", 5) == 0) {
+		unsigned long v[8];
+		if (parse_fields(line, gone_keys, 8, v) < 0) {
+			fail(b, "bad status line from the responder: %s", line);
+			return;
+		}
+		b->gone_reset = v[0];
+		b->gone_closed = v[1];
+		b->rst = v[2];
+		b->rst_code = v[3];
+		b->goaway = v[4];
+		b->hold_us = v[5];
+		b->busiest = v[6];
+		b->single = v[7];
+		check_progress(b);
 	} else if (strncmp(line, "tls ", 4) == 0) {
 		snprintf(b->tls, sizeof(b->tls), "%s", line + 4);
 	} else if (strncmp(line, "error ", 6) == 0) {
@@ -1379,6 +1743,27 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct bench *b = arg;
+	if (b->phase == RETIRE || b->phase == RETIRE_SETTLE) {
+		const struct retire *rt = &b->ret[b->retire - 1];
+		struct httpc_stats st;
+		httpc_get_stats(b->http, &st);
+		unsigned long inactive = 0;
+		for (unsigned long i = 0; i < b->n; i++)
+			inactive += !eas_client_ping_active(b->acc[i].client);
+		fail(b,
+		     "retire %lu timed out after %.1f s: httpc retires +%llu restarted +%llu "
+		     "pools_freed +%llu pools_retired %llu active %zu (%lu accounts without a "
+		     "Ping); responder holds %lu, received +%lu, old Pings ended +%lu reset +%lu "
+		     "closed, connections open %lu accepted +%lu; callbacks %lu",
+		     b->retire, now_s() - rt->t0, (unsigned long long)(st.retires - rt->st0.retires),
+		     (unsigned long long)(st.restarted - rt->st0.restarted),
+		     (unsigned long long)(st.pools_freed - rt->st0.pools_freed),
+		     (unsigned long long)st.pools_retired, httpc_active(b->http), inactive, b->held,
+		     b->received - rt->c0.received, b->gone_reset - rt->c0.gone_reset,
+		     b->gone_closed - rt->c0.gone_closed, b->conns_open,
+		     b->conns_accepted - rt->c0.accepted, rt->callbacks);
+		return;
+	}
 	fail(b, "timed out in round %lu: %lu Pings started, %lu answered, %lu held (of %lu)",
 	     b->cycle, b->started, b->answered, b->held, b->n);
 }
@@ -1439,7 +1824,7 @@ static void remove_pki(const char *dir)
 }
 
 struct opts {
-	unsigned long accounts, window, heartbeat, buffer, cycles, max_streams;
+	unsigned long accounts, window, heartbeat, buffer, cycles, max_streams, retires;
 	long settle_ms;
 	bool all, h2;
 };
@@ -1488,6 +1873,92 @@ static void print_mem_row(const char *label, double div, const struct mem *m,
 	       ((double)m->wipe_blocks - (double)base->wipe_blocks) / div);
 }
 
+/* --retire: one row per retire done, then memory before and after. */
+static void print_retires(const struct bench *b)
+{
+	const struct mem *m0 = &b->m[0], *mc = &b->m[b->nm - 1];
+	unsigned long done = 0;
+	while (done < b->retire && b->ret[done].done_ms >= 0)
+		done++;
+	printf("\nretire: %lu of %lu times httpc_retire() with all %lu Pings waiting, then the "
+	       "loop until every Ping is held again on new connections, every old one ended at "
+	       "the responder and the old pool is freed; ms from httpc_retire(); settle %ld ms, "
+	       "then the reading\n\n",
+	       done, b->retires, b->n, b->settle_ms);
+	printf("| retire | Pings moved | moved after ms | old pool freed after ms | all held again "
+	       "after ms | old Pings ended: stream reset / connection closed | RST_STREAM (last "
+	       "code) / GOAWAY | Ping callbacks |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	for (unsigned long k = 0; k < b->retire; k++) {
+		const struct retire *rt = &b->ret[k];
+		if (rt->done_ms < 0) {
+			printf("| %lu | did not complete | | | | | | %lu |\n", k + 1, rt->callbacks);
+			continue;
+		}
+		const struct resp_counts *c0 = &rt->c0, *c1 = &rt->c1;
+		printf("| %lu | %llu | %.1f | %.1f | %.1f | %lu / %lu | %lu (%lu) / %lu | %lu |\n",
+		       k + 1, (unsigned long long)(rt->st1.restarted - rt->st0.restarted),
+		       rt->moved_ms, rt->freed_ms, rt->held_ms, c1->gone_reset - c0->gone_reset,
+		       c1->gone_closed - c0->gone_closed, c1->rst - c0->rst, rt->rst_code,
+		       c1->goaway - c0->goaway, rt->callbacks);
+	}
+	printf("\n(moved: httpc_get_stats restarted + %lu; held again: the responder's clock at "
+	       "the last Ping held; the client polls every 1 ms)\n\n",
+	       b->n);
+	printf("| retire | client connections before -> after | responder connections accepted / "
+	       "closed / open after | streams on one connection after: most / connections with "
+	       "one | listen queue overflows |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: |\n");
+	for (unsigned long k = 0; k < done; k++) {
+		const struct retire *rt = &b->ret[k];
+		const struct resp_counts *c0 = &rt->c0, *c1 = &rt->c1;
+		char resp[96] = "not counted (HTTP/1.1)", streams[64] = "-";
+		if (b->h2) {
+			snprintf(resp, sizeof(resp), "%lu / %lu / %lu", c1->accepted - c0->accepted,
+			         (c1->accepted - c1->open) - (c0->accepted - c0->open), c1->open);
+			snprintf(streams, sizeof(streams), "%lu / %lu", c1->busiest, c1->single);
+		}
+		printf("| %lu | %ld -> %ld | %s | %s | %ld |\n", k + 1,
+		       rt->sockets_before - m0->sockets, rt->mem.sockets - m0->sockets, resp, streams,
+		       rt->overflows0 >= 0 && rt->overflows1 >= 0 ? rt->overflows1 - rt->overflows0
+		                                                  : -1l);
+	}
+	printf("\n(client connections: its sockets over the baseline's, settle ms after; listen "
+	       "queue overflows: TcpExt ListenOverflows of the network namespace, from the call to "
+	       "done)\n\n");
+	printf("| %-26s | %9s | %9s | %13s | %11s | %10s | %10s |\n", "KiB per account", "RSS",
+	       "Pss", "Private_Dirty", "heap in use", "heap total", "wipe blocks");
+	printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	char label[64];
+	snprintf(label, sizeof(label), "before: round %zu", b->nm - 1);
+	print_mem_row(label, (double)b->n, mc, m0);
+	for (unsigned long k = 0; k < done; k++) {
+		snprintf(label, sizeof(label), "after retire %lu", k + 1);
+		print_mem_row(label, (double)b->n, &b->ret[k].mem, m0);
+	}
+	print_mem_row("before, malloc_trim(0)", (double)b->n, &b->trimmed, m0);
+	if (done == b->retires && b->failure[0] == '\0') {
+		snprintf(label, sizeof(label), "after retire %lu, trimmed", done);
+		print_mem_row(label, (double)b->n, &b->ret_trimmed, m0);
+	}
+	for (unsigned long k = 0; k < done; k++) {
+		const struct retire *rt = &b->ret[k];
+		printf("RETIRE k=%lu moved=%llu moved_ms=%.1f freed_ms=%.1f held_ms=%.1f "
+		       "conns_before=%ld conns_after=%ld accepted=%lu closed=%lu gone_reset=%lu "
+		       "gone_closed=%lu rst=%lu goaway=%lu callbacks=%lu rss=%ld rss_before=%ld "
+		       "heap=%.0f heap_before=%.0f\n",
+		       k + 1, (unsigned long long)(rt->st1.restarted - rt->st0.restarted),
+		       rt->moved_ms, rt->freed_ms, rt->held_ms, rt->sockets_before - m0->sockets,
+		       rt->mem.sockets - m0->sockets, rt->c1.accepted - rt->c0.accepted,
+		       (rt->c1.accepted - rt->c1.open) - (rt->c0.accepted - rt->c0.open),
+		       rt->c1.gone_reset - rt->c0.gone_reset, rt->c1.gone_closed - rt->c0.gone_closed,
+		       rt->c1.rst - rt->c0.rst, rt->c1.goaway - rt->c0.goaway, rt->callbacks,
+		       rt->mem.rss_kib - m0->rss_kib, mc->rss_kib - m0->rss_kib,
+		       ((double)rt->mem.heap_used - (double)m0->heap_used) / 1024.0,
+		       ((double)mc->heap_used - (double)m0->heap_used) / 1024.0);
+	}
+}
+
 static void print_report(const struct bench *b, const char *cmdline, pid_t pid, rlim_t before,
                          rlim_t after, rlim_t hard, const char *method, double t_end)
 {
@@ -1510,9 +1981,20 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 	       method);
 	if (b->failure[0] != '\0') {
 		printf("FAILED: %s (after %.1f s)\n", b->failure, t_end - b->t0);
+		if (b->retire > 0)
+			print_retires(b);
 		return;
 	}
 	const struct mem *m0 = &b->m[0], *m1 = &b->m[1], *mc = &b->m[b->nm - 1];
+	/* the rounds' figures, not what the retires changed */
+	const struct resp_counts *rc = &b->pre;
+	struct resp_counts live;
+	if (b->retires == 0) {
+		resp_counts_now(b, &live);
+		rc = &live;
+	} else {
+		t_end = b->t_rounds_end;
+	}
 	printf("all %lu Pings held by the responder %.2f s after the first started; "
 	       "%lu rounds later, done %.2f s after that\n",
 	       b->n, b->t_held - b->t0, b->cycles, t_end - b->t_held);
@@ -1533,8 +2015,8 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 	if (b->h2)
 		printf("; the responder has %lu open, accepted %lu, at most %lu streams on one "
 		       "(%.1f Pings per connection)",
-		       b->conns_open, b->conns_accepted, b->streams_peak,
-		       b->conns_open > 0 ? (double)b->n / (double)b->conns_open : 0.0);
+		       rc->open, rc->accepted, rc->peak,
+		       rc->open > 0 ? (double)b->n / (double)rc->open : 0.0);
 	printf("\n\n");
 
 	printf("| %-26s | %9s | %9s | %13s | %11s | %10s | %10s |\n", "KiB", "RSS", "Pss",
@@ -1572,6 +2054,8 @@ static void print_report(const struct bench *b, const char *cmdline, pid_t pid, 
 	       ((double)mc->heap_used - (double)m0->heap_used) / 1024.0,
 	       b->trimmed.rss_kib - m0->rss_kib, (b->t_held - b->t0) * 1000.0, b->h2 ? 2 : 1,
 	       conns);
+	if (b->retires > 0)
+		print_retires(b);
 }
 
 static int run_one(const struct opts *o, const char *self, const char *cmdline)
@@ -1592,6 +2076,7 @@ static int run_one(const struct opts *o, const char *self, const char *cmdline)
 	                  .settle_ms = o->settle_ms,
 	                  .h2 = o->h2,
 	                  .max_streams = o->max_streams,
+	                  .retires = o->retires,
 	                  .phase = WAIT_PORT};
 	char dir[] = "/tmp/bench-ping.XXXXXX";
 	if (mkdtemp(dir) == NULL)
@@ -1616,7 +2101,10 @@ static int run_one(const struct opts *o, const char *self, const char *cmdline)
 	b.st_ev = event_new(b.base, b.st_fd, EV_READ | EV_PERSIST, on_status, &b);
 	b.settle = evtimer_new(b.base, on_settled, &b);
 	b.deadline = evtimer_new(b.base, on_deadline, &b);
-	if (b.st_ev == NULL || b.settle == NULL || b.deadline == NULL)
+	b.poll = evtimer_new(b.base, on_poll, &b);
+	b.grace = evtimer_new(b.base, on_grace, &b);
+	if (b.st_ev == NULL || b.settle == NULL || b.deadline == NULL || b.poll == NULL ||
+	    b.grace == NULL)
 		abort();
 	event_add(b.st_ev, NULL);
 	arm_deadline(&b);
@@ -1630,6 +2118,8 @@ static int run_one(const struct opts *o, const char *self, const char *cmdline)
 	event_free(b.st_ev);
 	event_free(b.settle);
 	event_free(b.deadline);
+	event_free(b.poll);
+	event_free(b.grace);
 	close(b.ctl_fd); /* the responder's cue to exit */
 	waitpid(pid, NULL, 0);
 	close(b.st_fd);
@@ -1788,7 +2278,7 @@ static void usage(void)
 {
 	fprintf(stderr,
 	        "usage: bench-ping [--h2 [--max-streams M]] [--accounts N] [--buffer BYTES] "
-	        "[--heartbeat S] [--window W] [--settle MS] [--rounds R]\n"
+	        "[--heartbeat S] [--window W] [--settle MS] [--rounds R] [--retire K]\n"
 	        "       bench-ping --all [--max-streams M] [--heartbeat S] [--window W] "
 	        "[--settle MS] [--rounds R]\n");
 	exit(2);
@@ -1845,11 +2335,13 @@ int main(int argc, char **argv)
 			o.settle_ms = (long)v;
 		else if (strcmp(a, "--max-streams") == 0 && parse_ulong(val, 1, INT32_MAX, &v) == 0)
 			o.max_streams = v; /* RFC 9113: up to 2^31 - 1 */
+		else if (strcmp(a, "--retire") == 0 && parse_ulong(val, 0, MAX_RETIRES, &v) == 0)
+			o.retires = v;
 		else
 			usage();
 	}
-	if (o.all && o.h2)
-		usage(); /* --all has HTTP/2 rows of its own */
+	if (o.all && (o.h2 || o.retires > 0))
+		usage(); /* --all has HTTP/2 rows of its own, and no retires */
 	/* The path to exec: /proc/self/exe itself would not survive valgrind. */
 	char self[4096];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);

@@ -75,14 +75,22 @@ static long count_marker(void)
 	bool heap = false;
 	uintptr_t rb = (uintptr_t)readbuf;
 	while (fgets(line, sizeof(line), maps) != NULL) {
-		unsigned long lo, hi;
-		char perms[5];
-		int path_at = 0;
-		if (sscanf(line, "%lx-%lx %4s %*s %*s %*s %n", &lo, &hi, perms, &path_at) < 3)
+		/* "lo-hi perms offset dev inode [path]" */
+		char *save = NULL, *f[6] = {0};
+		int nf = 0;
+		for (char *t = strtok_r(line, " \n", &save); t != NULL && nf < 6;
+		     t = strtok_r(NULL, " \n", &save))
+			f[nf++] = t;
+		if (nf < 5)
 			continue;
-		const char *path = line + path_at;
-		bool is_heap = strncmp(path, "[heap]", 6) == 0;
-		bool anon = path[0] == '\n' || path[0] == '\0';
+		char *end;
+		unsigned long lo = strtoul(f[0], &end, 16);
+		if (*end != '-')
+			continue;
+		unsigned long hi = strtoul(end + 1, NULL, 16);
+		const char *perms = f[1];
+		bool is_heap = nf == 6 && strcmp(f[5], "[heap]") == 0;
+		bool anon = nf == 5;
 		if (perms[0] != 'r' || perms[1] != 'w' || !(is_heap || anon))
 			continue;
 		if (rb >= lo && rb < hi)

@@ -315,9 +315,9 @@ static void on_http(const struct httpc_response *r, void *arg)
 			er.error = "unknown status";
 	}
 deliver:
-	log_debug("eas %s %s: http %ld status %d -> %s (%ld ms, %zu bytes)", c->device_id,
-		  call->command, er.http_status, er.status, eas_action_name(er.action),
-		  er.elapsed_ms, r->body_len);
+	log_debug("eas %s %s: http/%d %ld status %d -> %s (%ld ms, %zu bytes)", c->device_id,
+		  call->command, er.http_version, er.http_status, er.status,
+		  eas_action_name(er.action), er.elapsed_ms, r->body_len);
 	call->cb(&er, call->ctx);
 	eas_node_free(&er.root);
 	free(call);

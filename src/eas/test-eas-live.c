@@ -2581,6 +2581,120 @@ out:
 		session_close(&s);
 }
 
+/* 13. A retire: an account whose Basic value went over HTTP/2 is freed, so
+ * the shared connections are replaced (httpc_retire). Another account's
+ * Ping held on the old connection moves to a new one, sent again: the old
+ * connection closes, the Ping's callback has not run, and the moved Ping
+ * still answers a delivery, once. */
+static void test_http2_retire(void)
+{
+	begin("HTTP/2: a freed account retires the connection; another's held Ping moves and answers");
+	NEED_SERVER();
+	char tag[64], subject[128];
+	snprintf(tag, sizeof(tag), "%sretire", L.token);
+	snprintf(subject, sizeof(subject), "Halfkey live %s", tag);
+	unsigned port = url_port(L.url);
+	REQUIRE(port > 0);
+	struct httpc *h = NULL;
+	struct eas_client *cb = NULL, *pc = NULL;
+	struct result rb = {0}, p = {0};
+	struct session s = {0};
+	struct eas_node *req = NULL;
+	struct evs got = {0};
+	struct coll inbox = {0};
+	struct tcp_conn before[64], c1[8], c2[8];
+	pid_t child = -1;
+	if (!CHECK(httpc_new(L.base, &h) == 0))
+		goto out;
+	size_t nb = my_conns(port, before, 64);
+
+	/* user B's client has sent its credential over HTTP/2 */
+	char dev[EAS_DEVICE_ID_MAX + 1] = "HkRt";
+	random_hex(dev + 4, 20);
+	if (!h2_client(h, &L.b, dev, NULL, &cb) ||
+	    !CHECK(eas_client_options(cb, on_result, &rb, NULL) == 0) ||
+	    !run_until(&rb.done, CMD_TIMEOUT_MS) || !CHECK_INT(rb.action, EAS_ACT_OK))
+		goto out;
+	if (rb.http_version != 2) {
+		test_skip("the server answers HTTP/%d: it does not offer HTTP/2 (ALPN h2)",
+		          rb.http_version);
+		goto out;
+	}
+	/* user A's Ping held on the same connection */
+	if (!session_open(&s, &L.a) || !coll_init(&inbox, &s, EAS_FOLDER_INBOX) ||
+	    !sync_settle(&s, &inbox, 100, &got, NULL) ||
+	    !h2_client(h, &L.a, s.device_id, s.policy_key, &pc))
+		goto out;
+	struct eas_ping_folder f = {.id = inbox.id, .class_name = "Email"};
+	const char *err = NULL;
+	if (!CHECK(eas_ping_build(PING_HEARTBEAT_S, &f, 1, &req, &err) == 0) ||
+	    !CHECK(eas_client_ping(pc, req, PING_HEARTBEAT_S, on_result, &p) == 0))
+		goto out;
+	run_for(2000);
+	if (p.done) {
+		result_say("the Ping returned early (someone changed the Inbox)", &p);
+		test_skip("the Inbox changed under the Ping: this case needs a quiet mailbox");
+		goto out;
+	}
+	size_t k = new_established(port, before, nb, c1, 8);
+	CHECK_INT(k, 1);
+
+	/* B goes: the connection that carried B's Authorization is retired */
+	eas_client_free(&cb);
+	struct httpc_stats st = {0};
+	int64_t end = mono_ms() + 10000;
+	while (st.pools_freed == 0 && mono_ms() < end) {
+		event_base_loop(L.base, EVLOOP_ONCE);
+		httpc_get_stats(h, &st);
+	}
+	CHECK_INT(st.retires, 1);
+	CHECK_INT(st.restarted, 1);
+	CHECK_INT(st.pools_freed, 1);
+	CHECK_INT(st.pools_retired, 0);
+	CHECK(!p.done);
+	CHECK_INT(httpc_active(h), 1);
+	CHECK_INT(eas_client_active(pc), 1);
+	run_for(500);
+	k = new_established(port, before, nb, c2, 8);
+	say("after the retire: %zu connection(s), local port %u -> %u", k, k > 0 ? c1[0].lport : 0,
+	    k > 0 ? c2[0].lport : 0);
+	if (CHECK_INT(k, 1))
+		CHECK(c2[0].lport != c1[0].lport); /* the old one closed, a new one carries the Ping */
+
+	/* the moved Ping is live on the server: a delivery answers it, once */
+	const char *args[] = {L.a.user, subject, NULL};
+	if (!run_env_cmd("HALFKEY_TEST_DELIVER", args, "HALFKEY_DELIVER_COUNT=1", NULL, NULL, 0,
+	                 &child))
+		goto out;
+	if (!CHECK(run_until(&p.done, (long)PING_HEARTBEAT_S * 1000 + EAS_PING_MARGIN_MS + 30000)))
+		goto out;
+	run_for(500);
+	CHECK_INT(p.calls, 1);
+	struct eas_ping_result *pr = NULL;
+	if (CHECK_INT(p.action, EAS_ACT_OK) && CHECK(p.root != NULL) &&
+	    CHECK(eas_ping_parse(p.root, &pr, &err) == 0)) {
+		say("the moved Ping answered: Status %d", pr->status);
+		CHECK_INT(pr->status, EAS_PING_CHANGES);
+		CHECK_INT(p.http_version, 2);
+	}
+	eas_ping_result_free(&pr);
+out:
+	if (child > 0)
+		CHECK(wait_child(child));
+	eas_node_free(&req);
+	eas_client_free(&cb);
+	eas_client_free(&pc);
+	httpc_free(&h);
+	result_reset(&rb);
+	result_reset(&p);
+	if (s.c != NULL) {
+		eas_cleanup(&s, &inbox, &got, tag);
+		session_close(&s);
+	}
+	evs_free(&got);
+	imap_purge(&L.a, "INBOX", tag);
+}
+
 /* 11. Settings UserInformation names the user's address. */
 static void test_settings_userinfo(void)
 {
@@ -2702,4 +2816,5 @@ void test_setup(void)
 TESTS(TEST(test_auth_and_options), TEST(test_provision_foldersync_failures),
       TEST(test_initial_sync_window), TEST(test_ping), TEST(test_read_flag), TEST(test_delete_move),
       TEST(test_sendmail), TEST(test_fetch_mime), TEST(test_calendar_contacts), TEST(test_one_ping),
-      TEST(test_settings_userinfo), TEST(test_http2_shared));
+      TEST(test_settings_userinfo), TEST(test_http2_shared),
+      TEST(test_http2_retire));

@@ -221,7 +221,7 @@ static const struct relay_config_key keys[KEY_COUNT] = {
         KEY(SEC_MAILSERVER, "mailserver.ping_heartbeat", K_DURATION, F_WHOLE_SEC,
             mail_ping_heartbeat_ms, .min = 60 * HK_MS_PER_SECOND, .max = 3540 * HK_MS_PER_SECOND,
             .def = "900s"),
-    [KEY_MAIL_HTTP2] = KEY(SEC_MAILSERVER, "mailserver.http2", K_BOOL, 0, mail_http2, .def = "no"),
+    [KEY_MAIL_HTTP2] = KEY(SEC_MAILSERVER, "mailserver.http2", K_BOOL, 0, mail_http2, .def = "yes"),
 
     [KEY_LOG_TARGET] =
         KEY(SEC_LOG, "log.target", K_ENUM, 0, log_target, NAMES(log_target_names), .def = "stderr"),

@@ -172,7 +172,7 @@ static const char full_text[] =
     "connect_timeout = 5s\n"
     "max_syncing_accounts = 20000\n"
     "ping_heartbeat = 29m\n"
-    "http2 = yes\n"
+    "http2 = no\n"
     "[log]\n"
     "target = syslog\n"
     "level = debug\n";
@@ -214,7 +214,7 @@ static void check_defaults(const struct relay_config *c)
 	CHECK_INT(c->mail_connect_timeout_ms, 15 * HK_MS_PER_SECOND);
 	CHECK_INT(c->mail_max_syncing_accounts, 1000);
 	CHECK_INT(c->mail_ping_heartbeat_ms, 900 * HK_MS_PER_SECOND);
-	CHECK(!c->mail_http2);
+	CHECK(c->mail_http2);
 	CHECK_INT(c->log_target, HK_LOG_STDERR);
 	CHECK_INT(c->log_level, HK_LOG_INFO);
 }
@@ -329,7 +329,7 @@ static void test_every_key(void)
 	CHECK_INT(c->mail_connect_timeout_ms, 5 * HK_MS_PER_SECOND);
 	CHECK_INT(c->mail_max_syncing_accounts, 20000);
 	CHECK_INT(c->mail_ping_heartbeat_ms, 29 * MS_MIN);
-	CHECK(c->mail_http2);
+	CHECK(!c->mail_http2);
 	CHECK_INT(c->log_target, HK_LOG_SYSLOG);
 	CHECK_INT(c->log_level, HK_LOG_DEBUG);
 	relay_config_free(&c);

@@ -197,7 +197,7 @@ def cmd_plan(w, r):
             kill = 3000
         else:
             # a large Sync response has arrived: parse + apply in one transaction
-            trigger = r"eas CK\w+ Sync: http 200 .*, ([4-9]\d{3}|\d{5,}) bytes\)"
+            trigger = r"eas CK\w+ Sync: http/\d 200 .*, ([4-9]\d{3}|\d{5,}) bytes\)"
             trigger_us = rng.randint(0, 4000)
             kill = 4500
 
@@ -827,7 +827,7 @@ def cmd_check(w, r):
                   or "cache changed" in l[2]]
     rs["sync_msgs"] = len(sync_lines)
     rs["sync_applied"] = sum(1 for l in log if "cache changed" in l[2])
-    big = [l for l in log if re.match(r"eas CK\w+ Sync: http 200", l[2])
+    big = [l for l in log if re.match(r"eas CK\w+ Sync: http/\d 200", l[2])
            and re.search(r"(\d+) bytes\)", l[2])
            and int(re.search(r"(\d+) bytes\)", l[2]).group(1)) > 4000]
     rs["kill_after_sync_response_ms"] = min(

@@ -33,6 +33,10 @@
 #   HK_MEM_SETTLE=SECONDS      pause between the action and the dump (default 2)
 #   HK_MEM_TLS=1               the device API over TLS (a throw-away certificate)
 #                              instead of plain HTTP on loopback
+#   HK_MEM_HTTP2=yes|no        mailserver.http2 for the daemon (default: the
+#                              daemon's default); over HTTP/2 the scan also
+#                              looks for the HPACK form of the Authorization
+#                              value (memscan.py's needles)
 set -eEuo pipefail
 
 here=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
@@ -70,6 +74,12 @@ command -v curl >/dev/null || skip "curl is not installed"
 runs=${HK_MEM_RUNS:-flush delete wipe}
 tls=${HK_MEM_TLS:-0}
 settle=${HK_MEM_SETTLE:-2}
+http2_line=
+case "${HK_MEM_HTTP2:-}" in
+"") ;;
+yes | no) http2_line="http2 = $HK_MEM_HTTP2" ;;
+*) echo "HK_MEM_HTTP2 must be yes or no" >&2; exit 2 ;;
+esac
 work=$(mktemp -d /tmp/hk-memtest-XXXXXX)
 pid=
 failures=()
@@ -194,6 +204,7 @@ $listen
 ca_file = $HALFKEY_TEST_EAS_CA
 allow = $HALFKEY_TEST_EAS_URL
 ping_heartbeat = 60s
+$http2_line
 [log]
 level = debug
 CONF
@@ -290,7 +301,7 @@ activate() {
 		fatal "the sync engine did not fetch the delivered message within 150 s (items stay $items0)"
 	settle 3 60 || fatal "the sync after the delivery did not settle within 60 s"
 	items1=$(stat_of items)
-	woken=$(tail -n +"$((lines0 + 1))" "$logf" | grep -c 'Ping: http 200 status 2' || true)
+	woken=$(tail -n +"$((lines0 + 1))" "$logf" | grep -c -E 'Ping: http/[12] 200 status 2' || true)
 	log "delivered a message; the sync engine fetched it ($items0 -> $items1 items; Pings woken by a change: $woken)"
 	check_files active
 	check_ctl active
@@ -404,10 +415,13 @@ for run in $runs; do
 	fi
 	check_files "after-$run"
 	check_ctl "after-$run"
+	# which HTTP the daemon spoke to the mail server (its debug log)
+	proto=$(grep -oE 'eas [A-Za-z0-9]+ [A-Za-z]+: http/[12] ' "$logf" | grep -oE 'http/[12]' |
+		sort -u | tr '\n' ' ' || true)
 	stop_daemon
 	check_files after-exit
-	summary+=("$(printf '%-7s memory-after: %-14s files/log/audit checks with hits: %d   run time %s (action to end of dump %s)' \
-		"$run" "$mem_result" "$files_hits" "$(elapsed "$r0")" "$action_to_dump")")
+	summary+=("$(printf '%-7s memory-after: %-14s files/log/audit checks with hits: %d   run time %s (action to end of dump %s)   mail server over: %s' \
+		"$run" "$mem_result" "$files_hits" "$(elapsed "$r0")" "$action_to_dump" "${proto:-?}")")
 done
 
 # The peer's SOGo serves a Ping with one of its few workers until the
