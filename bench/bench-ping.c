@@ -67,12 +67,17 @@
  * before is left; HTTP/1.1: its connection closed), and the old pool is
  * freed (pools_freed + 1, pools_retired 0). A Ping callback in that time
  * fails the run: a restart must be invisible to the caller. Reported per
- * retire: the time from httpc_retire() to the last Ping moved, to the last
- * one held again (the responder's CLOCK_MONOTONIC, the same clock) and to
- * the old pool freed; the connections (the client's sockets; over HTTP/2
- * the responder's accepted and closed); and memory settle ms later, against
- * the last round's reading, and after malloc_trim(0) against the trimmed
- * one.
+ * retire: the time from httpc_retire() to the last Ping moved, to the old
+ * pool freed (both seen by a 1 ms poll, which also gives the longest stall
+ * of the loop) and to the last Ping held again (the responder's
+ * CLOCK_MONOTONIC, the same clock); how the old Pings ended at the
+ * responder (RST_STREAM, or their connection closed); the connections (the
+ * client's sockets; over HTTP/2 the responder's accepted, closed, and
+ * streams per connection) and the namespace's listen queue overflows; and
+ * memory settle ms later, against the last round's reading, and after
+ * malloc_trim(0) against the trimmed one. The responder sends its line of
+ * these, and looks for closed HTTP/1.1 connections, only once the client
+ * side asks ('x'): without --retire the output is as before.
  *
  * Target: at most 48 KiB RSS per waiting account, TLS included. A program,
  * not a test: it exits 1 when a run could not be measured, never fails a
@@ -977,10 +982,12 @@ static void h1_forget_closed(struct responder *r)
 	}
 	if (poll(pfd, n, 0) >= 0)
 		for (nfds_t i = 0; i < n; i++) {
-			if (pfd[i].fd >= 0 && (pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0)
+			if (pfd[i].fd >= 0 &&
+			    (pfd[i].revents & (POLLRDHUP | POLLHUP | POLLERR)) == 0)
 				continue;
 			r->gone_closed++;
-			tfx_drop(r->srv, hs[i]->req, 0); /* frees the request, closes the connection */
+			/* frees the request and closes its connection */
+			tfx_drop(r->srv, hs[i]->req, 0);
 			held_forget(hs[i]);
 		}
 	free(pfd);
@@ -1238,17 +1245,18 @@ struct resp_counts {
  * the call; -1 until seen. */
 struct retire {
 	double t0;
-	double moved_ms;  /* httpc_get_stats: restarted + N (the retire took effect) */
-	double held_ms;   /* the last Ping sent again held by the responder (its clock) */
-	double freed_ms;  /* the old pool freed: pools_freed + 1, pools_retired 0 */
-	double done_ms;   /* every condition seen here (status lines come every 50 ms) */
+	double moved_ms;         /* httpc_get_stats: restarted + N (the retire took effect) */
+	double held_ms;          /* the last Ping sent again held by the responder (its clock) */
+	double freed_ms;         /* the old pool freed: pools_freed + 1, pools_retired 0 */
+	double done_ms;          /* every condition seen here (status lines come every 50 ms) */
+	double t_poll, stall_ms; /* the last 1 ms poll; the longest time between two */
 	struct httpc_stats st0, st1;
-	struct resp_counts c0, c1; /* at the call; when done */
-	long sockets_before;       /* the client's, at the reading before */
-	unsigned long callbacks;   /* Ping callbacks in the retire: must stay 0 */
+	struct resp_counts c0, c1;   /* at the call; when done */
+	long sockets_before;         /* the client's, at the reading before */
+	unsigned long callbacks;     /* Ping callbacks in the retire: must stay 0 */
 	long overflows0, overflows1; /* TcpExt ListenOverflows (the network namespace's) */
-	unsigned long rst_code;    /* the responder's last RST_STREAM error code */
-	struct mem mem;            /* settle ms after done */
+	unsigned long rst_code;      /* the responder's last RST_STREAM error code */
+	struct mem mem;              /* settle ms after done */
 };
 
 struct bench {
@@ -1505,7 +1513,8 @@ static void start_retire(struct bench *b)
 			return;
 		}
 	}
-	rt->sockets_before = b->retire == 0 ? b->trimmed.sockets : b->ret[b->retire - 1].mem.sockets;
+	rt->sockets_before =
+	    b->retire == 0 ? b->trimmed.sockets : b->ret[b->retire - 1].mem.sockets;
 	rt->moved_ms = rt->held_ms = rt->freed_ms = rt->done_ms = -1;
 	httpc_get_stats(b->http, &rt->st0);
 	resp_counts_now(b, &rt->c0);
@@ -1515,7 +1524,8 @@ static void start_retire(struct bench *b)
 	arm_deadline(b);
 	struct timeval tv = {0, 1000};
 	evtimer_add(b->poll, &tv);
-	rt->t0 = now_s();
+	rt->t0 = rt->t_poll = now_s();
+	rt->stall_ms = 0;
 	httpc_retire(b->http);
 }
 
@@ -1575,6 +1585,11 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct bench *b = arg;
+	struct retire *rt = &b->ret[b->retire - 1];
+	double t = now_s();
+	if ((t - rt->t_poll) * 1000.0 > rt->stall_ms)
+		rt->stall_ms = (t - rt->t_poll) * 1000.0; /* the loop was busy that long */
+	rt->t_poll = t;
 	check_retire(b);
 	if (b->phase == RETIRE) {
 		struct timeval tv = {0, 1000};
@@ -1587,8 +1602,9 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	struct bench *b = arg;
-	fail(b, "retire %lu: %lu Ping callbacks fired (a restart must be invisible to the caller); "
-	        "first: %s",
+	fail(b,
+	     "retire %lu: %lu Ping callbacks fired (a restart must be invisible to the caller); "
+	     "first: %s",
 	     b->retire, b->ret[b->retire - 1].callbacks, b->cb_first);
 }
 
@@ -1597,8 +1613,9 @@ static void retire_settled(struct bench *b)
 	struct retire *rt = &b->ret[b->retire - 1];
 	mem_read(&rt->mem);
 	if (b->held != b->n || httpc_active(b->http) != b->n) {
-		fail(b, "retire %lu: the responder holds %lu of %lu Pings, httpc has %zu calls, "
-		        "after settling",
+		fail(b,
+		     "retire %lu: the responder holds %lu of %lu Pings, httpc has %zu calls, "
+		     "after settling",
 		     b->retire, b->held, b->n, httpc_active(b->http));
 		return;
 	}
@@ -1652,8 +1669,8 @@ static void status_line(struct bench *b, const char *line)
 {
 	static const char *const held_keys[] = {"held ", " received ", " refused ", " bad "};
 	static const char *const conns_keys[] = {"conns accepted ", " open ", " peak "};
-	static const char *const gone_keys[] = {"gone reset ", " closed ",  " rst ",
-	                                        " code ",      " goaway ",  " hold_us ",
+	static const char *const gone_keys[] = {"gone reset ", " closed ", " rst ",
+	                                        " code ",      " goaway ", " hold_us ",
 	                                        " busiest ",   " single "};
 	if (strncmp(line, "port ", 5) == 0 && b->phase == WAIT_PORT) {
 		unsigned long port;
@@ -1755,7 +1772,8 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 		     "pools_freed +%llu pools_retired %llu active %zu (%lu accounts without a "
 		     "Ping); responder holds %lu, received +%lu, old Pings ended +%lu reset +%lu "
 		     "closed, connections open %lu accepted +%lu; callbacks %lu",
-		     b->retire, now_s() - rt->t0, (unsigned long long)(st.retires - rt->st0.retires),
+		     b->retire, now_s() - rt->t0,
+		     (unsigned long long)(st.retires - rt->st0.retires),
 		     (unsigned long long)(st.restarted - rt->st0.restarted),
 		     (unsigned long long)(st.pools_freed - rt->st0.pools_freed),
 		     (unsigned long long)st.pools_retired, httpc_active(b->http), inactive, b->held,
@@ -1886,24 +1904,27 @@ static void print_retires(const struct bench *b)
 	       "then the reading\n\n",
 	       done, b->retires, b->n, b->settle_ms);
 	printf("| retire | Pings moved | moved after ms | old pool freed after ms | all held again "
-	       "after ms | old Pings ended: stream reset / connection closed | RST_STREAM (last "
-	       "code) / GOAWAY | Ping callbacks |\n");
-	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	       "after ms | longest loop stall ms | old Pings ended: stream reset / connection "
+	       "closed | RST_STREAM (last code) / GOAWAY | Ping callbacks |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	for (unsigned long k = 0; k < b->retire; k++) {
 		const struct retire *rt = &b->ret[k];
 		if (rt->done_ms < 0) {
-			printf("| %lu | did not complete | | | | | | %lu |\n", k + 1, rt->callbacks);
+			printf("| %lu | did not complete | | | | | | | %lu |\n", k + 1,
+			       rt->callbacks);
 			continue;
 		}
 		const struct resp_counts *c0 = &rt->c0, *c1 = &rt->c1;
-		printf("| %lu | %llu | %.1f | %.1f | %.1f | %lu / %lu | %lu (%lu) / %lu | %lu |\n",
+		printf("| %lu | %llu | %.1f | %.1f | %.1f | %.1f | %lu / %lu | %lu (%lu) / %lu | "
+		       "%lu |\n",
 		       k + 1, (unsigned long long)(rt->st1.restarted - rt->st0.restarted),
-		       rt->moved_ms, rt->freed_ms, rt->held_ms, c1->gone_reset - c0->gone_reset,
-		       c1->gone_closed - c0->gone_closed, c1->rst - c0->rst, rt->rst_code,
-		       c1->goaway - c0->goaway, rt->callbacks);
+		       rt->moved_ms, rt->freed_ms, rt->held_ms, rt->stall_ms,
+		       c1->gone_reset - c0->gone_reset, c1->gone_closed - c0->gone_closed,
+		       c1->rst - c0->rst, rt->rst_code, c1->goaway - c0->goaway, rt->callbacks);
 	}
 	printf("\n(moved: httpc_get_stats restarted + %lu; held again: the responder's clock at "
-	       "the last Ping held; the client polls every 1 ms)\n\n",
+	       "the last Ping held; the client polls every 1 ms until done, and the longest stall "
+	       "is the longest time between two polls, the first from httpc_retire())\n\n",
 	       b->n);
 	printf("| retire | client connections before -> after | responder connections accepted / "
 	       "closed / open after | streams on one connection after: most / connections with "
@@ -1919,7 +1940,8 @@ static void print_retires(const struct bench *b)
 			snprintf(streams, sizeof(streams), "%lu / %lu", c1->busiest, c1->single);
 		}
 		printf("| %lu | %ld -> %ld | %s | %s | %ld |\n", k + 1,
-		       rt->sockets_before - m0->sockets, rt->mem.sockets - m0->sockets, resp, streams,
+		       rt->sockets_before - m0->sockets, rt->mem.sockets - m0->sockets, resp,
+		       streams,
 		       rt->overflows0 >= 0 && rt->overflows1 >= 0 ? rt->overflows1 - rt->overflows0
 		                                                  : -1l);
 	}
@@ -1944,16 +1966,19 @@ static void print_retires(const struct bench *b)
 	for (unsigned long k = 0; k < done; k++) {
 		const struct retire *rt = &b->ret[k];
 		printf("RETIRE k=%lu moved=%llu moved_ms=%.1f freed_ms=%.1f held_ms=%.1f "
+		       "stall_ms=%.1f "
 		       "conns_before=%ld conns_after=%ld accepted=%lu closed=%lu gone_reset=%lu "
 		       "gone_closed=%lu rst=%lu goaway=%lu callbacks=%lu rss=%ld rss_before=%ld "
 		       "heap=%.0f heap_before=%.0f\n",
 		       k + 1, (unsigned long long)(rt->st1.restarted - rt->st0.restarted),
-		       rt->moved_ms, rt->freed_ms, rt->held_ms, rt->sockets_before - m0->sockets,
-		       rt->mem.sockets - m0->sockets, rt->c1.accepted - rt->c0.accepted,
+		       rt->moved_ms, rt->freed_ms, rt->held_ms, rt->stall_ms,
+		       rt->sockets_before - m0->sockets, rt->mem.sockets - m0->sockets,
+		       rt->c1.accepted - rt->c0.accepted,
 		       (rt->c1.accepted - rt->c1.open) - (rt->c0.accepted - rt->c0.open),
-		       rt->c1.gone_reset - rt->c0.gone_reset, rt->c1.gone_closed - rt->c0.gone_closed,
-		       rt->c1.rst - rt->c0.rst, rt->c1.goaway - rt->c0.goaway, rt->callbacks,
-		       rt->mem.rss_kib - m0->rss_kib, mc->rss_kib - m0->rss_kib,
+		       rt->c1.gone_reset - rt->c0.gone_reset,
+		       rt->c1.gone_closed - rt->c0.gone_closed, rt->c1.rst - rt->c0.rst,
+		       rt->c1.goaway - rt->c0.goaway, rt->callbacks, rt->mem.rss_kib - m0->rss_kib,
+		       mc->rss_kib - m0->rss_kib,
 		       ((double)rt->mem.heap_used - (double)m0->heap_used) / 1024.0,
 		       ((double)mc->heap_used - (double)m0->heap_used) / 1024.0);
 	}

@@ -29,7 +29,13 @@ struct httpc {
 	struct pool *retired;	  /* still finishing calls */
 	struct event *retire_ev;  /* httpc_retire(), from the loop */
 	struct event *reap_ev;	  /* frees drained pools, from the loop */
+	struct event *move_ev;	  /* the next wave of a retire, from the loop */
 	bool retire_pending;
+	/* A retire moves the waiting calls in waves (do_retire): one call, and
+	 * once it is on a connection, up to WAVE_FILL more; then again. */
+	bool moving;	  /* calls marked to_move remain */
+	bool probe_next;  /* the next wave is a single call */
+	size_t wave_left; /* calls of this wave not yet on a connection */
 	struct httpc_call *calls; /* in flight, doubly linked */
 	size_t active;
 	struct httpc_stats stats;
@@ -46,6 +52,8 @@ struct httpc_call {
 	struct httpc_call *prev, *next;
 	CURL *easy;
 	bool restartable;  /* httpc_request.restartable */
+	bool to_move;	   /* a retire will move it to the current pool */
+	bool in_wave;	   /* moved, not yet on a connection */
 	bool empty_post;   /* a POST with an empty body (set again on a restart) */
 	struct curl_slist *headers;
 	struct curl_slist *connect_to;
@@ -257,9 +265,13 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 
 /* ---- calls ----------------------------------------------------------- */
 
+static void wave_done(struct httpc_call *c);
+
 static void call_unlink(struct httpc_call *c)
 {
 	struct httpc *h = c->h;
+	wave_done(c);
+	c->to_move = false;
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -637,6 +649,38 @@ size_t httpc_active(const struct httpc *h)
 	return h->active;
 }
 
+/* ---- retiring -------------------------------------------------------- */
+
+/* curl 7.88 does not share a connection still in its handshake: calls that
+ * start together in an empty pool each open a connection of their own,
+ * beyond the first one's 100 streams (bench/RESULTS.md). So a retire moves
+ * the waiting calls in waves: one call (it opens the pool's next
+ * connection), then, once it is on that connection, up to WAVE_FILL more,
+ * which join it; then again, until none is left. Meanwhile the calls not
+ * yet moved keep waiting where they are. */
+#define WAVE_FILL 99 /* curl's default of 100 streams per connection, less the first */
+
+/* A moved call is on a connection (curl's pre-request callback). */
+static void wave_done(struct httpc_call *c)
+{
+	struct httpc *h = c->h;
+	if (!c->in_wave)
+		return;
+	c->in_wave = false;
+	if (--h->wave_left == 0 && h->moving)
+		event_active(h->move_ev, 0, 0); /* not from inside curl */
+}
+
+static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
+{
+	(void)ip;
+	(void)local_ip;
+	(void)port;
+	(void)local_port;
+	wave_done(arg);
+	return CURL_PREREQFUNC_OK;
+}
+
 /* Moves a call that has seen no answer yet to the current pool: the same
  * request, sent again on a new transfer (curl_easy_duphandle copies every
  * option, the body included); the old transfer is reset. The caller's
@@ -650,6 +694,8 @@ static bool call_restart(struct httpc_call *c)
 	/* an empty body is a pointer curl does not copy: set it again */
 	if (c->empty_post)
 		curl_easy_setopt(n, CURLOPT_COPYPOSTFIELDS, "");
+	curl_easy_setopt(n, CURLOPT_PREREQFUNCTION, on_prereq);
+	curl_easy_setopt(n, CURLOPT_PREREQDATA, c);
 	if (curl_multi_add_handle(np->multi, n) != CURLM_OK) {
 		curl_easy_cleanup(n);
 		return false;
@@ -660,6 +706,51 @@ static bool call_restart(struct httpc_call *c)
 	c->easy = n;
 	c->pool = np;
 	return true;
+}
+
+/* A call still worth moving: in a retired pool, restartable, no answer. */
+static bool movable(const struct httpc_call *c)
+{
+	return c->to_move && c->easy != NULL && c->pool != c->h->cur && c->restartable &&
+	       c->hdr_raw == 0 && c->body_len == 0;
+}
+
+static void move_wave(struct httpc *h)
+{
+	if (!h->moving || h->wave_left > 0)
+		return;
+	size_t want = h->probe_next ? 1 : WAVE_FILL, moved = 0;
+	for (struct httpc_call *c = h->calls; c != NULL && moved < want; c = c->next) {
+		if (!c->to_move)
+			continue;
+		if (!movable(c)) {
+			c->to_move = false; /* answered meanwhile: it finishes where it is */
+			continue;
+		}
+		c->to_move = false;
+		if (!call_restart(c))
+			continue;
+		h->stats.restarted++;
+		c->in_wave = true;
+		h->wave_left++;
+		moved++;
+	}
+	if (moved > 0)
+		h->stats.waves++;
+	h->probe_next = !h->probe_next;
+	bool left = false;
+	for (struct httpc_call *c = h->calls; c != NULL && !left; c = c->next)
+		left = c->to_move;
+	h->moving = left;
+	if (h->moving && h->wave_left == 0)
+		event_active(h->move_ev, 0, 0);
+}
+
+static void on_move(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	move_wave(arg);
 }
 
 static void do_retire(struct httpc *h)
@@ -675,13 +766,17 @@ static void do_retire(struct httpc *h)
 	old->next = h->retired;
 	h->retired = old;
 	h->stats.retires++;
+	/* every waiting call in a retired pool moves, also those a retire
+	 * before this one had moved into the pool retired now */
+	h->wave_left = 0;
+	h->moving = false;
 	for (struct httpc_call *c = h->calls; c != NULL; c = c->next) {
-		if (c->pool != old || c->easy == NULL || !c->restartable || c->hdr_raw > 0 ||
-		    c->body_len > 0)
-			continue;
-		if (call_restart(c))
-			h->stats.restarted++;
+		c->in_wave = false;
+		c->to_move = c->easy != NULL && c->restartable;
+		h->moving |= c->to_move;
 	}
+	h->probe_next = true;
+	move_wave(h);
 	if (old->calls == 0)
 		event_active(h->reap_ev, 0, 0);
 }
@@ -718,7 +813,8 @@ int httpc_new(struct event_base *base, struct httpc **httpc_r)
 	h->cur = pool_new(h);
 	h->retire_ev = event_new(base, -1, 0, on_retire, h);
 	h->reap_ev = event_new(base, -1, 0, on_reap, h);
-	if (h->cur == NULL || h->retire_ev == NULL || h->reap_ev == NULL) {
+	h->move_ev = event_new(base, -1, 0, on_move, h);
+	if (h->cur == NULL || h->retire_ev == NULL || h->reap_ev == NULL || h->move_ev == NULL) {
 		httpc_free(&h);
 		return HK_ERR_NOMEM;
 	}
@@ -748,5 +844,7 @@ void httpc_free(struct httpc **hp)
 		event_free(h->retire_ev);
 	if (h->reap_ev != NULL)
 		event_free(h->reap_ev);
+	if (h->move_ev != NULL)
+		event_free(h->move_ev);
 	free(h);
 }

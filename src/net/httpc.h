@@ -129,7 +129,10 @@ size_t httpc_active(const struct httpc *httpc);
  * afterwards open new connections; calls still waiting for their answer
  * move to them if restartable (sent again there, the callback unaffected),
  * the others finish where they are; a retired connection is closed as soon
- * as its last call has ended, and its memory goes back wiped. Takes effect
+ * as its last call has ended, and its memory goes back wiped. Calls move in
+ * waves, one new connection's worth at a time (curl 7.88 would otherwise
+ * open a connection per call), each wave once the previous one is on its
+ * connection; until its wave, a call keeps waiting where it is. Takes effect
  * from the event loop: retires asked for in one turn of the loop make one.
  * Calls of other accounts on the same connections pay with a new request
  * (a Ping sent again), so callers retire only after HTTP/2 was in use. */
@@ -138,6 +141,7 @@ void httpc_retire(struct httpc *httpc);
 struct httpc_stats {
 	uint64_t retires;      /* httpc_retire() that took effect */
 	uint64_t restarted;    /* calls moved to a new connection */
+	uint64_t waves;	       /* groups of calls moved together (see httpc.c) */
 	uint64_t pools_freed;  /* retired connection sets closed */
 	uint64_t pools_retired; /* retired, with calls still finishing */
 };

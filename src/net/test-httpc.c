@@ -1448,6 +1448,7 @@ static void test_retire(void)
 		struct httpc_stats st = stats_of(&e);
 		CHECK_INT(st.retires, 1);
 		CHECK_INT(st.restarted, 2);
+		CHECK_INT(st.waves, 2); /* one call, then the other once it was on its connection */
 		CHECK_INT(st.pools_retired, 1);
 		CHECK_INT(st.pools_freed, 0);
 		CHECK_INT(httpc_active(e.h), 3);
