@@ -1769,12 +1769,13 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 			inactive += !eas_client_ping_active(b->acc[i].client);
 		fail(b,
 		     "retire %lu timed out after %.1f s: httpc retires +%llu restarted +%llu "
-		     "pools_freed +%llu pools_retired %llu active %zu (%lu accounts without a "
-		     "Ping); responder holds %lu, received +%lu, old Pings ended +%lu reset +%lu "
-		     "closed, connections open %lu accepted +%lu; callbacks %lu",
+		     "waves +%llu pools_freed +%llu pools_retired %llu active %zu (%lu accounts "
+		     "without a Ping); responder holds %lu, received +%lu, old Pings ended +%lu "
+		     "reset +%lu closed, connections open %lu accepted +%lu; callbacks %lu",
 		     b->retire, now_s() - rt->t0,
 		     (unsigned long long)(st.retires - rt->st0.retires),
 		     (unsigned long long)(st.restarted - rt->st0.restarted),
+		     (unsigned long long)(st.waves - rt->st0.waves),
 		     (unsigned long long)(st.pools_freed - rt->st0.pools_freed),
 		     (unsigned long long)st.pools_retired, httpc_active(b->http), inactive, b->held,
 		     b->received - rt->c0.received, b->gone_reset - rt->c0.gone_reset,
@@ -1905,26 +1906,28 @@ static void print_retires(const struct bench *b)
 	       done, b->retires, b->n, b->settle_ms);
 	printf("| retire | Pings moved | moved after ms | old pool freed after ms | all held again "
 	       "after ms | longest loop stall ms | old Pings ended: stream reset / connection "
-	       "closed | RST_STREAM (last code) / GOAWAY | Ping callbacks |\n");
-	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	       "closed | RST_STREAM (last code) / GOAWAY | Ping callbacks | waves |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	for (unsigned long k = 0; k < b->retire; k++) {
 		const struct retire *rt = &b->ret[k];
 		if (rt->done_ms < 0) {
-			printf("| %lu | did not complete | | | | | | | %lu |\n", k + 1,
+			printf("| %lu | did not complete | | | | | | | %lu | |\n", k + 1,
 			       rt->callbacks);
 			continue;
 		}
 		const struct resp_counts *c0 = &rt->c0, *c1 = &rt->c1;
 		printf("| %lu | %llu | %.1f | %.1f | %.1f | %.1f | %lu / %lu | %lu (%lu) / %lu | "
-		       "%lu |\n",
+		       "%lu | %llu |\n",
 		       k + 1, (unsigned long long)(rt->st1.restarted - rt->st0.restarted),
 		       rt->moved_ms, rt->freed_ms, rt->held_ms, rt->stall_ms,
 		       c1->gone_reset - c0->gone_reset, c1->gone_closed - c0->gone_closed,
-		       c1->rst - c0->rst, rt->rst_code, c1->goaway - c0->goaway, rt->callbacks);
+		       c1->rst - c0->rst, rt->rst_code, c1->goaway - c0->goaway, rt->callbacks,
+		       (unsigned long long)(rt->st1.waves - rt->st0.waves));
 	}
-	printf("\n(moved: httpc_get_stats restarted + %lu; held again: the responder's clock at "
-	       "the last Ping held; the client polls every 1 ms until done, and the longest stall "
-	       "is the longest time between two polls, the first from httpc_retire())\n\n",
+	printf("\n(moved: httpc_get_stats restarted + %lu, the last wave started; held again: the "
+	       "responder's clock at the last Ping held; the client polls every 1 ms until done, "
+	       "and the longest stall is the longest time between two polls, the first from "
+	       "httpc_retire(); waves: httpc_get_stats waves, groups of Pings moved together)\n\n",
 	       b->n);
 	printf("| retire | client connections before -> after | responder connections accepted / "
 	       "closed / open after | streams on one connection after: most / connections with "
@@ -1968,8 +1971,8 @@ static void print_retires(const struct bench *b)
 		printf("RETIRE k=%lu moved=%llu moved_ms=%.1f freed_ms=%.1f held_ms=%.1f "
 		       "stall_ms=%.1f "
 		       "conns_before=%ld conns_after=%ld accepted=%lu closed=%lu gone_reset=%lu "
-		       "gone_closed=%lu rst=%lu goaway=%lu callbacks=%lu rss=%ld rss_before=%ld "
-		       "heap=%.0f heap_before=%.0f\n",
+		       "gone_closed=%lu rst=%lu goaway=%lu callbacks=%lu waves=%llu rss=%ld "
+		       "rss_before=%ld heap=%.0f heap_before=%.0f\n",
 		       k + 1, (unsigned long long)(rt->st1.restarted - rt->st0.restarted),
 		       rt->moved_ms, rt->freed_ms, rt->held_ms, rt->stall_ms,
 		       rt->sockets_before - m0->sockets, rt->mem.sockets - m0->sockets,
@@ -1977,7 +1980,9 @@ static void print_retires(const struct bench *b)
 		       (rt->c1.accepted - rt->c1.open) - (rt->c0.accepted - rt->c0.open),
 		       rt->c1.gone_reset - rt->c0.gone_reset,
 		       rt->c1.gone_closed - rt->c0.gone_closed, rt->c1.rst - rt->c0.rst,
-		       rt->c1.goaway - rt->c0.goaway, rt->callbacks, rt->mem.rss_kib - m0->rss_kib,
+		       rt->c1.goaway - rt->c0.goaway, rt->callbacks,
+		       (unsigned long long)(rt->st1.waves - rt->st0.waves),
+		       rt->mem.rss_kib - m0->rss_kib,
 		       mc->rss_kib - m0->rss_kib,
 		       ((double)rt->mem.heap_used - (double)m0->heap_used) / 1024.0,
 		       ((double)mc->heap_used - (double)m0->heap_used) / 1024.0);

@@ -33,7 +33,7 @@ struct httpc {
 	bool retire_pending;
 	/* A retire moves the waiting calls in waves (do_retire): one call, and
 	 * once it is on a connection, up to WAVE_FILL more; then again. */
-	bool moving;	  /* calls marked to_move remain */
+	size_t to_move;	  /* calls marked to_move */
 	bool probe_next;  /* the next wave is a single call */
 	size_t wave_left; /* calls of this wave not yet on a connection */
 	struct httpc_call *calls; /* in flight, doubly linked */
@@ -266,12 +266,13 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 /* ---- calls ----------------------------------------------------------- */
 
 static void wave_done(struct httpc_call *c);
+static void unmark(struct httpc_call *c);
 
 static void call_unlink(struct httpc_call *c)
 {
 	struct httpc *h = c->h;
 	wave_done(c);
-	c->to_move = false;
+	unmark(c);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -667,8 +668,16 @@ static void wave_done(struct httpc_call *c)
 	if (!c->in_wave)
 		return;
 	c->in_wave = false;
-	if (--h->wave_left == 0 && h->moving)
+	if (--h->wave_left == 0 && h->to_move > 0)
 		event_active(h->move_ev, 0, 0); /* not from inside curl */
+}
+
+static void unmark(struct httpc_call *c)
+{
+	if (c->to_move) {
+		c->to_move = false;
+		c->h->to_move--;
+	}
 }
 
 static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
@@ -717,18 +726,15 @@ static bool movable(const struct httpc_call *c)
 
 static void move_wave(struct httpc *h)
 {
-	if (!h->moving || h->wave_left > 0)
+	if (h->to_move == 0 || h->wave_left > 0)
 		return;
 	size_t want = h->probe_next ? 1 : WAVE_FILL, moved = 0;
 	for (struct httpc_call *c = h->calls; c != NULL && moved < want; c = c->next) {
 		if (!c->to_move)
 			continue;
-		if (!movable(c)) {
-			c->to_move = false; /* answered meanwhile: it finishes where it is */
-			continue;
-		}
-		c->to_move = false;
-		if (!call_restart(c))
+		bool ok = movable(c); /* else answered meanwhile: it finishes where it is */
+		unmark(c);
+		if (!ok || !call_restart(c))
 			continue;
 		h->stats.restarted++;
 		c->in_wave = true;
@@ -738,11 +744,7 @@ static void move_wave(struct httpc *h)
 	if (moved > 0)
 		h->stats.waves++;
 	h->probe_next = !h->probe_next;
-	bool left = false;
-	for (struct httpc_call *c = h->calls; c != NULL && !left; c = c->next)
-		left = c->to_move;
-	h->moving = left;
-	if (h->moving && h->wave_left == 0)
+	if (h->to_move > 0 && h->wave_left == 0)
 		event_active(h->move_ev, 0, 0);
 }
 
@@ -769,11 +771,11 @@ static void do_retire(struct httpc *h)
 	/* every waiting call in a retired pool moves, also those a retire
 	 * before this one had moved into the pool retired now */
 	h->wave_left = 0;
-	h->moving = false;
+	h->to_move = 0;
 	for (struct httpc_call *c = h->calls; c != NULL; c = c->next) {
 		c->in_wave = false;
 		c->to_move = c->easy != NULL && c->restartable;
-		h->moving |= c->to_move;
+		h->to_move += c->to_move;
 	}
 	h->probe_next = true;
 	move_wave(h);
