@@ -10,6 +10,7 @@
 #include "lib/clock.h"
 #include "lib/log.h"
 #include "relay/engine.h"
+#include "relay/json-build.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -86,35 +87,7 @@ void control_json_init(void)
 		abort();
 }
 
-/* Out of memory aborts (STYLE): these never return NULL. */
-static json_t *jobj(void)
-{
-	json_t *j = json_object();
-	if (j == NULL)
-		abort();
-	return j;
-}
-
-static json_t *jarr(void)
-{
-	json_t *j = json_array();
-	if (j == NULL)
-		abort();
-	return j;
-}
-
-static void jset(json_t *obj, const char *key, json_t *val)
-{
-	if (val == NULL || json_object_set_new(obj, key, val) < 0)
-		abort();
-}
-
-static void jpush(json_t *arr, json_t *val)
-{
-	if (val == NULL || json_array_append_new(arr, val) < 0)
-		abort();
-}
-
+/* Out of memory aborts (STYLE), as in relay/json-build.h. */
 static json_t *jint(int64_t v)
 {
 	json_t *j = json_integer((json_int_t)v);
@@ -318,6 +291,22 @@ static json_t *engine_answer(const struct engine_result *res, const char *accoun
 
 /* ---- commands ------------------------------------------------------- */
 
+/* The account the request's "id" names, into *acct: true; else false with
+ * the answer to send in *ans (bad argument, no such account, store failure). */
+static bool arg_account(struct control *ctl, json_t *req, const char **id_r,
+			struct store_account *acct, json_t **ans)
+{
+	const char *err;
+	if (!arg_str(req, "id", true, STORE_ID_MAX, id_r, ans))
+		return false;
+	int ret = store_account_get(ctl->ctx.store, *id_r, acct, &err);
+	if (ret == HK_ERR_NOT_FOUND)
+		*ans = answer_error("no such account: %s", *id_r);
+	else if (ret < 0)
+		*ans = answer_error("store failure: %s", err);
+	return ret == 0;
+}
+
 static json_t *cmd_accounts(struct conn *c, json_t *req)
 {
 	struct control *ctl = c->ctl;
@@ -348,14 +337,9 @@ static json_t *cmd_account(struct conn *c, json_t *req)
 	struct control *ctl = c->ctl;
 	const char *id, *err;
 	json_t *ans = NULL;
-	if (!arg_str(req, "id", true, STORE_ID_MAX, &id, &ans))
-		return ans;
 	struct store_account acct;
-	int ret = store_account_get(ctl->ctx.store, id, &acct, &err);
-	if (ret == HK_ERR_NOT_FOUND)
-		return answer_error("no such account: %s", id);
-	if (ret < 0)
-		return answer_error("store failure: %s", err);
+	if (!arg_account(ctl, req, &id, &acct, &ans))
+		return ans;
 	struct store_device *devs = NULL;
 	size_t n = 0;
 	if (store_device_list(ctl->ctx.store, id, &devs, &n, &err) < 0)
@@ -387,17 +371,12 @@ static json_t *cmd_wipe(struct conn *c, json_t *req)
 static json_t *cmd_flush(struct conn *c, json_t *req)
 {
 	struct control *ctl = c->ctl;
-	const char *id, *err;
+	const char *id;
 	json_t *ans = NULL;
-	if (!arg_str(req, "id", true, STORE_ID_MAX, &id, &ans))
-		return ans;
 	/* the engine only knows unlocked accounts: tell "unknown" apart */
 	struct store_account acct;
-	int ret = store_account_get(ctl->ctx.store, id, &acct, &err);
-	if (ret == HK_ERR_NOT_FOUND)
-		return answer_error("no such account: %s", id);
-	if (ret < 0)
-		return answer_error("store failure: %s", err);
+	if (!arg_account(ctl, req, &id, &acct, &ans))
+		return ans;
 	log_notice("control: uid %u pid %d: flush %s", (unsigned)c->uid, (int)c->pid, id);
 	struct engine_result res;
 	engine_admin_flush(ctl->ctx.engine, id, &res);

@@ -4,6 +4,7 @@
  * Exit status: 0 done; 1 the daemon answered with an error (on stderr);
  * 2 usage error; 3 the daemon could not be reached or did not answer. */
 #include "relay/control-client.h"
+#include "relay/json-build.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -79,20 +80,6 @@ static int usage_error(const char *fmt, ...)
 }
 
 /* ---- JSON helpers ---------------------------------------------------- */
-
-static json_t *jobj(void)
-{
-	json_t *j = json_object();
-	if (j == NULL)
-		abort();
-	return j;
-}
-
-static void jset(json_t *obj, const char *key, json_t *val)
-{
-	if (val == NULL || json_object_set_new(obj, key, val) < 0)
-		abort();
-}
 
 static const char *jstr(const json_t *o, const char *key)
 {
