@@ -1380,13 +1380,17 @@ struct parked {
 	char body[8][16];
 	char method[8][8];
 	size_t n;
+	bool answer_all; /* from now on, answer every request at once */
 };
 
 static void h_park(struct tfx_server *srv, struct evhttp_request *req,
 		   const struct tfx_request *rec, void *ctx)
 {
-	(void)srv;
 	struct parked *pk = ctx;
+	if (pk->answer_all) {
+		tfx_respond(srv, req, &(struct tfx_reply){.body = "done", .body_len = 4});
+		return;
+	}
 	if (pk->n == 8)
 		return;
 	pk->req[pk->n] = req;
@@ -1511,6 +1515,59 @@ static void test_retire(void)
 		CHECK_INT(gh.calls, 0);
 		got_free(&gh);
 	}
+}
+
+/* A second retire while the first is still moving calls: every waiting
+ * call ends up on the newest connections (also one the first retire had
+ * already moved), each retired set closes, one callback each. Which
+ * requests the first retire got out before the second is a race, so the
+ * server answers everything it holds once the second is done. */
+static void test_retire_twice(void)
+{
+	struct parked pk = {0};
+	struct env e;
+	REQUIRE(env_init(&e, true, h_park, &pk));
+	struct got g[3];
+	memset(g, 0, sizeof(g));
+	for (int i = 0; i < 3; i++) {
+		struct httpc_request r = req_for(&e, "/ping");
+		r.method = "POST";
+		r.body = (const uint8_t *)"P";
+		r.body_len = 1;
+		r.restartable = true;
+		REQUIRE(httpc_start(e.h, &r, on_got, &g[i], NULL) == 0);
+	}
+	RUN_UNTIL(e.base, pk.n == 3);
+	REQUIRE(pk.n == 3);
+	httpc_retire(e.h);
+	/* the first wave is one call; retire again before it is through */
+	RUN_UNTIL(e.base, stats_of(&e).waves >= 1);
+	uint64_t moved = stats_of(&e).restarted;
+	CHECK(moved >= 1 && moved < 3);
+	httpc_retire(e.h);
+	RUN_UNTIL(e.base, stats_of(&e).pools_freed == 2 && stats_of(&e).restarted >= moved + 3);
+	struct httpc_stats st = stats_of(&e);
+	CHECK_INT(st.retires, 2);
+	CHECK(st.restarted >= moved + 3); /* all three moved by the second */
+	CHECK_INT(st.pools_freed, 2);
+	CHECK_INT(st.pools_retired, 0);
+	CHECK_INT(httpc_active(e.h), 3);
+	for (int i = 0; i < 3; i++)
+		CHECK_INT(g[i].calls, 0);
+	pk.answer_all = true;
+	for (size_t i = 0; i < pk.n; i++)
+		answer(&e, pk.req[i], "done");
+	RUN_UNTIL(e.base, g[0].calls + g[1].calls + g[2].calls == 3);
+	run_for(e.base, 50);
+	CHECK(tfx_server_count(e.srv) >= 6); /* 3, each sent again by the second retire */
+	for (int i = 0; i < 3; i++) {
+		CHECK_INT(g[i].calls, 1);
+		CHECK_INT(g[i].result, HTTPC_OK);
+		CHECK_STR((const char *)g[i].body, "done");
+		got_free(&g[i]);
+	}
+	CHECK_INT(httpc_active(e.h), 0);
+	env_done(&e);
 }
 
 static void test_start_failures(void)
@@ -1853,5 +1910,6 @@ TESTS(TEST(test_fixture_pki), TEST(test_roundtrip_plain), TEST(test_roundtrip_tl
       TEST(test_cancel_from_callback), TEST(test_cancel_at_every_step),
       TEST(test_callback_starts_request), TEST(test_malformed_responses),
       TEST(test_other_schemes),
-      TEST(test_free_in_flight), TEST(test_retire), TEST(test_start_failures), TEST(test_authorization),
+      TEST(test_free_in_flight), TEST(test_retire), TEST(test_retire_twice),
+      TEST(test_start_failures), TEST(test_authorization),
       TEST(test_authorization_no_copy), TEST(test_elapsed), TEST(test_result_str));
