@@ -601,7 +601,8 @@ int engine_register(struct engine *e, struct engine_register_req *req, engine_cb
 		.http2 = e->cfg.http2,
 		.timeout_ms = e->cfg.eas_timeout_ms,
 	};
-	if (verify_start(e->cfg.http, &vr, on_verified, p, &p->verify) < 0) {
+	if (verify_start(e->cfg.verify_http != NULL ? e->cfg.verify_http : e->cfg.http, &vr,
+			 on_verified, p, &p->verify) < 0) {
 		result(&res, 400, PT_BLANK, "invalid mail server URL, username or device id");
 		goto answer;
 	}

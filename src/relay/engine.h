@@ -29,7 +29,13 @@ struct engine_config {
 	struct store *store;
 	const struct masterkey *mk;
 	const struct hk_clock *clock;
-	struct httpc *http;
+	struct httpc *http; /* the sync sessions' */
+	/* Registrations' credential checks; NULL: http. Its own client keeps
+	 * the connection retire that follows a check over HTTP/2 (httpc.h,
+	 * eas_client_free) off the syncing accounts' connections: anyone may
+	 * attempt a registration, and each retire there would send every
+	 * waiting Ping again. */
+	struct httpc *verify_http;
 	const char *ca_file;	       /* mail-server trust; NULL: system store */
 	const char *default_server;    /* for registrations without a server, or NULL */
 	/* Whether registrations may use this mail server URL (untrusted

@@ -251,7 +251,7 @@ int main(int argc, char **argv)
 	struct store *store = NULL;
 	SSL_CTX *ssl = NULL;
 	struct event_base *base = NULL;
-	struct httpc *http = NULL;
+	struct httpc *http = NULL, *verify_http = NULL;
 	struct engine *engine = NULL;
 	struct api *api = NULL;
 	struct control *ctl = NULL;
@@ -281,7 +281,9 @@ int main(int argc, char **argv)
 	raise_nofile(cfg);
 	signal(SIGPIPE, SIG_IGN);
 	base = event_base_new();
-	if (base == NULL || httpc_new(base, &http) < 0)
+	/* one client for sync, one for registrations' credential checks
+	 * (engine.h: verify_http) */
+	if (base == NULL || httpc_new(base, &http) < 0 || httpc_new(base, &verify_http) < 0)
 		goto out;
 	struct engine_config ec = {
 		.base = base,
@@ -289,6 +291,7 @@ int main(int argc, char **argv)
 		.mk = mk,
 		.clock = hk_clock_real(),
 		.http = http,
+		.verify_http = verify_http,
 		.ca_file = cfg->mail_ca_file,
 		.default_server = cfg->mail_default_url,
 		.server_allowed = allowed,
@@ -358,6 +361,7 @@ out:
 	engine_free(&engine); /* wipes every unlocked account; before the API */
 	api_free(&api);
 	httpc_free(&http);
+	httpc_free(&verify_http);
 	if (base != NULL)
 		event_base_free(base);
 	if (ssl != NULL)

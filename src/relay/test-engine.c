@@ -12,16 +12,19 @@
 #include <stdlib.h>
 
 static struct event_base *base;
-static struct httpc *http;
+static struct httpc *http, *verify_http;
 
 void test_setup(void)
 {
 	if (secmem_init() < 0)
 		abort();
 	base = event_base_new();
-	if (base == NULL || httpc_new(base, &http) < 0)
+	if (base == NULL || httpc_new(base, &http) < 0 || httpc_new(base, &verify_http) < 0)
 		abort();
 }
+
+/* env_open*: HTTP/2 to the mail server, registrations on their own client */
+static bool env_h2_split;
 
 struct env {
 	struct store *store;
@@ -55,6 +58,8 @@ static bool env_open_cap(struct env *v, const char *name, bool sync, size_t max_
 		.eas_timeout_ms = 30000,
 		.heartbeat_s = 60, /* the minimum: a Ping holds a server worker */
 		.max_syncing = max_syncing,
+		.http2 = env_h2_split,
+		.verify_http = env_h2_split ? verify_http : NULL,
 	};
 	return CHECK(engine_new(&cfg, &v->engine) == 0);
 }
@@ -591,6 +596,45 @@ out:
 	env_close(&v);
 }
 
+/* Registrations check credentials on their own client: over HTTP/2 each
+ * check ends in a retire of its connections (the credential is wiped),
+ * which must not reach the connections the syncing accounts' Pings wait
+ * on. */
+static void test_live_register_retires_apart(void)
+{
+	if (!live())
+		return;
+	env_h2_split = true;
+	struct env v;
+	bool ok = env_open(&v, "live-split.db");
+	env_h2_split = false;
+	if (!ok)
+		goto out;
+	struct httpc_stats s0, v0, s1, v1;
+	httpc_get_stats(http, &s0);
+	httpc_get_stats(verify_http, &v0);
+	char dev[25];
+	struct reg_outcome o;
+	random_device_id(dev);
+	CHECK_INT(do_register(&v, "wrong-password", dev, &o), 401);
+	random_device_id(dev);
+	CHECK_INT(do_register(&v, getenv("HALFKEY_TEST_PASS_A"), dev, &o), 201);
+	for (int i = 0; i < 100; i++) /* the retires run from the loop */
+		event_base_loop(base, EVLOOP_NONBLOCK);
+	httpc_get_stats(http, &s1);
+	httpc_get_stats(verify_http, &v1);
+	CHECK_INT(s1.retires, s0.retires); /* the sync client's connections stay */
+	/* each check retired the verifier's connections, unless the server
+	 * spoke HTTP/1.1 only (then nothing needs retiring) */
+	if (v1.retires == v0.retires)
+		test_skip("the mail server did not answer over HTTP/2: no retire to route");
+	else
+		CHECK_INT(v1.retires, v0.retires + 2);
+out:
+	env_close(&v);
+}
+
 TESTS(TEST(test_unlock_and_flush_after_three_days), TEST(test_sync_cap), TEST(test_weekly_purge),
       TEST(test_bad_keys_back_off), TEST(test_wipe_and_delete), TEST(test_block_rule_at_unlock),
-      TEST(test_live_unreachable), TEST(test_live_register), TEST(test_live_sync));
+      TEST(test_live_unreachable), TEST(test_live_register),
+      TEST(test_live_register_retires_apart), TEST(test_live_sync));
