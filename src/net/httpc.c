@@ -29,13 +29,17 @@ struct httpc {
 	struct pool *retired;	  /* still finishing calls */
 	struct event *retire_ev;  /* httpc_retire(), from the loop */
 	struct event *reap_ev;	  /* frees drained pools, from the loop */
-	struct event *move_ev;	  /* the next wave of a retire, from the loop */
+	struct event *admit_ev;	  /* the next wave of admissions, from the loop */
 	bool retire_pending;
-	/* A retire moves the waiting calls in waves (do_retire): one call, and
-	 * once it is on a connection, up to WAVE_FILL more; then again. */
-	size_t to_move;	  /* calls marked to_move */
-	bool probe_next;  /* the next wave is a single call */
-	size_t wave_left; /* calls of this wave not yet on a connection */
+	/* Admission in waves (see "admission" below) */
+	struct httpc_call *q_head, *q_tail; /* waiting for admission, in order */
+	struct httpc_call *refused;	    /* curl would not take them: to fail */
+	size_t wave_left;		    /* admitted, not yet on a connection */
+	bool probe_next;		    /* the next wave is one call */
+	bool fill_wave;			    /* the current wave is a fill */
+	bool flush_next;		    /* a call failed before its connection: admit all */
+	size_t fill;			    /* calls a fill wave admits */
+	size_t fill_joined, fill_spilled;   /* of the current fill wave */
 	struct httpc_call *calls; /* in flight, doubly linked */
 	size_t active;
 	struct httpc_stats stats;
@@ -52,8 +56,11 @@ struct httpc_call {
 	struct httpc_call *prev, *next;
 	CURL *easy;
 	bool restartable;  /* httpc_request.restartable */
-	bool to_move;	   /* a retire will move it to the current pool */
-	bool in_wave;	   /* moved, not yet on a connection */
+	bool gated;	   /* admitted in waves: HTTP/2 over TLS (see "admission") */
+	bool queued;	   /* waiting for admission */
+	bool in_wave;	   /* admitted, not yet on a connection */
+	bool refused;	   /* in h->refused */
+	struct httpc_call *qnext; /* in the queue or in h->refused */
 	bool empty_post;   /* a POST with an empty body (set again on a restart) */
 	struct curl_slist *headers;
 	struct curl_slist *connect_to;
@@ -266,13 +273,23 @@ static void on_reap(evutil_socket_t fd, short what, void *arg)
 /* ---- calls ----------------------------------------------------------- */
 
 static void wave_done(struct httpc_call *c);
-static void unmark(struct httpc_call *c);
+static void queue_push(struct httpc_call *c);
+static void queue_remove(struct httpc_call *c);
+static void admit_wave(struct httpc *h);
+static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port);
 
 static void call_unlink(struct httpc_call *c)
 {
 	struct httpc *h = c->h;
 	wave_done(c);
-	unmark(c);
+	queue_remove(c);
+	if (c->refused) {
+		struct httpc_call **pp = &h->refused;
+		while (*pp != c)
+			pp = &(*pp)->qnext;
+		*pp = c->qnext;
+		c->refused = false;
+	}
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -286,7 +303,8 @@ static void call_unlink(struct httpc_call *c)
 static void call_free(struct httpc_call *c)
 {
 	if (c->easy != NULL) {
-		pool_release(c->pool, c->easy);
+		if (c->pool != NULL) /* else never admitted */
+			pool_release(c->pool, c->easy);
 		curl_easy_cleanup(c->easy);
 	}
 	curl_slist_free_all(c->headers); /* wiping allocator: the auth header is zeroed */
@@ -321,12 +339,17 @@ static void finish(struct httpc_call *c, CURLcode rc)
 	 * outside the loop at start, can come out later than at the end. */
 	r.elapsed_ms = (long)(hk_clock_mono(hk_clock_real()) - c->started_ms);
 
+	/* ended before it was on a connection: the server is not reachable,
+	 * and the calls waiting for admission need not wait one by one */
+	if (c->in_wave)
+		c->h->flush_next = true;
 	call_unlink(c);
 	/* curl's state for the transfer goes before the callback, which often
 	 * starts the next one (a Ping answered, the next Ping): the new handle
 	 * then reuses this one's memory instead of both being held at once.
 	 * The response points only into c (body, headers, errbuf). */
-	pool_release(c->pool, c->easy);
+	if (c->pool != NULL)
+		pool_release(c->pool, c->easy);
 	curl_easy_cleanup(c->easy);
 	c->easy = NULL;
 	c->cb(&r, c->ctx);
@@ -607,11 +630,17 @@ int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, 
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req->method);
 
 	c->started_ms = hk_clock_mono(hk_clock_real());
-	if (curl_multi_add_handle(c->pool->multi, e) != CURLM_OK) {
+	c->gated = req->http2 && strncasecmp(req->url, "https://", 8) == 0;
+	if (c->gated) {
+		curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+		curl_easy_setopt(e, CURLOPT_PREREQDATA, c);
+		c->pool = NULL; /* until admitted */
+	} else if (curl_multi_add_handle(c->pool->multi, e) != CURLM_OK) {
 		ret = HK_ERR_NOMEM;
 		goto fail;
+	} else {
+		c->pool->calls++;
 	}
-	c->pool->calls++;
 	c->next = h->calls;
 	if (h->calls != NULL)
 		h->calls->prev = c;
@@ -619,6 +648,10 @@ int httpc_start(struct httpc *h, const struct httpc_request *req, httpc_cb *cb, 
 	h->active++;
 	if (call_r != NULL)
 		*call_r = c;
+	if (c->gated) {
+		queue_push(c);
+		admit_wave(h);
+	}
 	return 0;
 fail:
 	curl_easy_cleanup(c->easy);
@@ -650,50 +683,123 @@ size_t httpc_active(const struct httpc *h)
 	return h->active;
 }
 
-/* ---- retiring -------------------------------------------------------- */
+/* ---- admission and retiring -------------------------------------------- */
 
 /* curl 7.88 does not share a connection still in its handshake: calls that
- * start together in an empty pool each open a connection of their own,
- * beyond the first one's 100 streams (bench/RESULTS.md). So a retire moves
- * the waiting calls in waves: one call (it opens the pool's next
- * connection), then, once it is on that connection, up to WAVE_FILL more,
- * which join it; then again, until none is left. Meanwhile the calls not
- * yet moved keep waiting where they are. */
-#define WAVE_FILL 99 /* curl's default of 100 streams per connection, less the first */
+ * start together each open a connection of their own once the existing
+ * ones are full (bench/RESULTS.md: 1000 Pings, 101 connections instead of
+ * 10; a retire that moved them all at once, 901). So calls that may share
+ * an HTTP/2 connection (HTTP/2 asked for, over TLS: "gated") are admitted
+ * to curl in waves, in the order they came:
+ *   - a probe: one call. If it opened a new connection, the next wave is a
+ *     fill; if it found room on one, the next is a probe again;
+ *   - a fill: up to h->fill calls (curl's 100 streams per connection, less
+ *     the probe), which join the probe's connection. When some opened
+ *     connections of their own, the server takes fewer streams: later
+ *     fills admit as many as joined (and twice that after a full fill
+ *     that all joined, up to the default again).
+ * A wave is over when each of its calls is on a connection (curl's
+ * pre-request callback) or has ended. A call that ended before that means
+ * an unreachable server: the next wave admits everything waiting, which
+ * fails as fast as it would have without the waves. A call waits only while
+ * another is connecting; the wait is bounded by that one's connect
+ * timeout. A retire puts the waiting calls of retired pools at the end of
+ * the queue; until admitted they keep waiting where they are. */
+#define WAVE_FILL 99 /* curl's default of 100 streams per connection, less the probe */
 
-/* A moved call is on a connection (curl's pre-request callback). */
+static void queue_push(struct httpc_call *c)
+{
+	struct httpc *h = c->h;
+	c->queued = true;
+	c->qnext = NULL;
+	if (h->q_tail != NULL)
+		h->q_tail->qnext = c;
+	else
+		h->q_head = c;
+	h->q_tail = c;
+}
+
+static struct httpc_call *queue_pop(struct httpc *h)
+{
+	struct httpc_call *c = h->q_head;
+	if (c == NULL)
+		return NULL;
+	h->q_head = c->qnext;
+	if (h->q_head == NULL)
+		h->q_tail = NULL;
+	c->qnext = NULL;
+	c->queued = false;
+	return c;
+}
+
+static void queue_remove(struct httpc_call *c)
+{
+	struct httpc *h = c->h;
+	if (!c->queued)
+		return;
+	struct httpc_call *prev = NULL;
+	for (struct httpc_call *q = h->q_head; q != NULL; prev = q, q = q->qnext) {
+		if (q != c)
+			continue;
+		if (prev != NULL)
+			prev->qnext = c->qnext;
+		else
+			h->q_head = c->qnext;
+		if (h->q_tail == c)
+			h->q_tail = prev;
+		break;
+	}
+	c->qnext = NULL;
+	c->queued = false;
+}
+
+/* A call of the current wave is on a connection, or gone. */
 static void wave_done(struct httpc_call *c)
 {
 	struct httpc *h = c->h;
 	if (!c->in_wave)
 		return;
 	c->in_wave = false;
-	if (--h->wave_left == 0 && h->to_move > 0)
-		event_active(h->move_ev, 0, 0); /* not from inside curl */
-}
-
-static void unmark(struct httpc_call *c)
-{
-	if (c->to_move) {
-		c->to_move = false;
-		c->h->to_move--;
+	if (--h->wave_left > 0)
+		return;
+	if (h->fill_wave) {
+		if (h->fill_spilled > 0 && h->fill_joined > 0)
+			h->fill = h->fill_joined; /* the server takes fewer streams */
+		else if (h->fill_spilled == 0 && h->fill_joined == h->fill && h->fill < WAVE_FILL)
+			h->fill = h->fill * 2 < WAVE_FILL ? h->fill * 2 : WAVE_FILL; /* or did, once */
+		h->fill_wave = false;
+		h->probe_next = true;
 	}
+	if (h->q_head != NULL)
+		event_active(h->admit_ev, 0, 0); /* not from inside curl */
 }
 
+/* curl's pre-request callback: the call is on a connection. */
 static int on_prereq(void *arg, char *ip, char *local_ip, int port, int local_port)
 {
 	(void)ip;
 	(void)local_ip;
 	(void)port;
 	(void)local_port;
-	wave_done(arg);
+	struct httpc_call *c = arg;
+	struct httpc *h = c->h;
+	if (c->in_wave) {
+		long made = 0;
+		curl_easy_getinfo(c->easy, CURLINFO_NUM_CONNECTS, &made);
+		if (h->fill_wave)
+			made > 0 ? h->fill_spilled++ : h->fill_joined++;
+		else
+			h->probe_next = made == 0; /* found room: probe again */
+	}
+	wave_done(c);
 	return CURL_PREREQFUNC_OK;
 }
 
-/* Moves a call that has seen no answer yet to the current pool: the same
- * request, sent again on a new transfer (curl_easy_duphandle copies every
- * option, the body included); the old transfer is reset. The caller's
- * callback and handle are unaffected. False: it stays where it is. */
+/* Moves a call that has seen no answer yet from a retired pool to the
+ * current one: the same request, sent again on a new transfer
+ * (curl_easy_duphandle copies every option, the body included); the old
+ * transfer is reset. The caller's callback and handle are unaffected.
+ * False: it stays where it is. */
 static bool call_restart(struct httpc_call *c)
 {
 	struct pool *np = c->h->cur;
@@ -717,42 +823,70 @@ static bool call_restart(struct httpc_call *c)
 	return true;
 }
 
-/* A call still worth moving: in a retired pool, restartable, no answer. */
-static bool movable(const struct httpc_call *c)
+/* Hands a call to curl in the current pool: a new call, or one a retire
+ * moves (still worth it: no answer has started). False: not admitted (a
+ * moved call then finishes where it is). */
+static bool admit(struct httpc_call *c)
 {
-	return c->to_move && c->easy != NULL && c->pool != c->h->cur && c->restartable &&
-	       c->hdr_raw == 0 && c->body_len == 0;
+	struct httpc *h = c->h;
+	if (c->pool == NULL) {
+		if (curl_multi_add_handle(h->cur->multi, c->easy) != CURLM_OK)
+			return false; /* left to its timeout: see admit_wave */
+		c->pool = h->cur;
+		c->pool->calls++;
+		return true;
+	}
+	if (c->pool == h->cur || c->hdr_raw > 0 || c->body_len > 0 || !call_restart(c))
+		return false;
+	h->stats.restarted++;
+	return true;
 }
 
-static void move_wave(struct httpc *h)
+static void admit_wave(struct httpc *h)
 {
-	if (h->to_move == 0 || h->wave_left > 0)
+	if (h->q_head == NULL || h->wave_left > 0)
 		return;
-	size_t want = h->probe_next ? 1 : WAVE_FILL, moved = 0;
-	for (struct httpc_call *c = h->calls; c != NULL && moved < want; c = c->next) {
-		if (!c->to_move)
+	size_t want = h->flush_next ? SIZE_MAX : h->probe_next ? 1 : h->fill;
+	h->fill_wave = !h->flush_next && !h->probe_next;
+	h->fill_joined = h->fill_spilled = 0;
+	h->flush_next = false;
+	size_t n = 0;
+	struct httpc_call *c;
+	while (n < want && (c = queue_pop(h)) != NULL) {
+		if (!admit(c)) {
+			if (c->pool == NULL) {
+				/* curl refused a new transfer (out of memory): its
+				 * callback reports it, from the loop */
+				c->qnext = h->refused;
+				c->refused = true;
+				h->refused = c;
+				event_active(h->admit_ev, 0, 0);
+			}
 			continue;
-		bool ok = movable(c); /* else answered meanwhile: it finishes where it is */
-		unmark(c);
-		if (!ok || !call_restart(c))
-			continue;
-		h->stats.restarted++;
+		}
 		c->in_wave = true;
 		h->wave_left++;
-		moved++;
+		n++;
 	}
-	if (moved > 0)
+	if (n > 0)
 		h->stats.waves++;
-	h->probe_next = !h->probe_next;
-	if (h->to_move > 0 && h->wave_left == 0)
-		event_active(h->move_ev, 0, 0);
+	else
+		h->fill_wave = false;
 }
 
-static void on_move(evutil_socket_t fd, short what, void *arg)
+static void on_admit(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	move_wave(arg);
+	struct httpc *h = arg;
+	while (h->refused != NULL) {
+		struct httpc_call *c = h->refused;
+		h->refused = c->qnext;
+		c->qnext = NULL;
+		c->refused = false;
+		finish(c, CURLE_OUT_OF_MEMORY);
+	}
+	admit_wave(h);
 }
 
 static void do_retire(struct httpc *h)
@@ -768,17 +902,19 @@ static void do_retire(struct httpc *h)
 	old->next = h->retired;
 	h->retired = old;
 	h->stats.retires++;
-	/* every waiting call in a retired pool moves, also those a retire
-	 * before this one had moved into the pool retired now */
+	/* the current wave was for the old pool; every restartable call
+	 * still waiting there, or in a pool retired before, moves (a call
+	 * not yet admitted stays in the queue, for the new pool) */
 	h->wave_left = 0;
-	h->to_move = 0;
+	h->fill_wave = false;
+	h->probe_next = true;
 	for (struct httpc_call *c = h->calls; c != NULL; c = c->next) {
 		c->in_wave = false;
-		c->to_move = c->easy != NULL && c->restartable;
-		h->to_move += c->to_move;
+		if (!c->queued && c->pool != NULL && c->restartable && c->hdr_raw == 0 &&
+		    c->body_len == 0)
+			queue_push(c);
 	}
-	h->probe_next = true;
-	move_wave(h);
+	admit_wave(h);
 	if (old->calls == 0)
 		event_active(h->reap_ev, 0, 0);
 }
@@ -815,8 +951,10 @@ int httpc_new(struct event_base *base, struct httpc **httpc_r)
 	h->cur = pool_new(h);
 	h->retire_ev = event_new(base, -1, 0, on_retire, h);
 	h->reap_ev = event_new(base, -1, 0, on_reap, h);
-	h->move_ev = event_new(base, -1, 0, on_move, h);
-	if (h->cur == NULL || h->retire_ev == NULL || h->reap_ev == NULL || h->move_ev == NULL) {
+	h->admit_ev = event_new(base, -1, 0, on_admit, h);
+	h->probe_next = true;
+	h->fill = WAVE_FILL;
+	if (h->cur == NULL || h->retire_ev == NULL || h->reap_ev == NULL || h->admit_ev == NULL) {
 		httpc_free(&h);
 		return HK_ERR_NOMEM;
 	}
@@ -846,7 +984,7 @@ void httpc_free(struct httpc **hp)
 		event_free(h->retire_ev);
 	if (h->reap_ev != NULL)
 		event_free(h->reap_ev);
-	if (h->move_ev != NULL)
-		event_free(h->move_ev);
+	if (h->admit_ev != NULL)
+		event_free(h->admit_ev);
 	free(h);
 }

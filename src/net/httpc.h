@@ -72,6 +72,11 @@ struct httpc_request {
 	 * and then calls to the same server share one connection, each its own
 	 * stream with its own Authorization; else HTTP/1.1. false: HTTP/1.1,
 	 * one connection per call in flight.
+	 * Such calls over TLS go to curl in waves, in the order they were
+	 * started: while one is opening a connection, the next wait for it
+	 * and then join it, up to a connection's worth (curl 7.88 would give
+	 * each its own connection instead, bench/RESULTS.md); a call waits at
+	 * most until that one is connected or has failed.
 	 * libnghttp2 has no allocator hook reachable through curl: its copies
 	 * of the header list are wiped only by a process-wide zeroing free
 	 * (crypto/wipefree.c, in halfkeyd), and the HPACK-encoded header block
@@ -129,10 +134,9 @@ size_t httpc_active(const struct httpc *httpc);
  * afterwards open new connections; calls still waiting for their answer
  * move to them if restartable (sent again there, the callback unaffected),
  * the others finish where they are; a retired connection is closed as soon
- * as its last call has ended, and its memory goes back wiped. Calls move in
- * waves, one new connection's worth at a time (curl 7.88 would otherwise
- * open a connection per call), each wave once the previous one is on its
- * connection; until its wave, a call keeps waiting where it is. Takes effect
+ * as its last call has ended, and its memory goes back wiped. The moved
+ * calls go in waves, as new HTTP/2 calls do (httpc_request.http2); until
+ * its wave, a call keeps waiting where it is. Takes effect
  * from the event loop: retires asked for in one turn of the loop make one.
  * Calls of other accounts on the same connections pay with a new request
  * (a Ping sent again), so callers retire only after HTTP/2 was in use. */
@@ -141,7 +145,7 @@ void httpc_retire(struct httpc *httpc);
 struct httpc_stats {
 	uint64_t retires;      /* httpc_retire() that took effect */
 	uint64_t restarted;    /* calls moved to a new connection */
-	uint64_t waves;	       /* groups of calls moved together (see httpc.c) */
+	uint64_t waves;	       /* groups of calls admitted together (see http2 above) */
 	uint64_t pools_freed;  /* retired connection sets closed */
 	uint64_t pools_retired; /* retired, with calls still finishing */
 };

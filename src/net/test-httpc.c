@@ -1570,6 +1570,103 @@ static void test_retire_twice(void)
 	env_done(&e);
 }
 
+/* Calls that may share an HTTP/2 connection (HTTP/2 asked for, over TLS)
+ * go to curl in waves, in the order they were started: one, and once it
+ * is on its connection the rest (this fixture speaks HTTP/1.1, so each
+ * opens its own; the order and the waves are what is checked here; the
+ * sharing itself in test-eas-live). A call cancelled while it waits is
+ * never sent. */
+static void test_admission_waves(void)
+{
+	struct parked pk = {0};
+	struct env e;
+	REQUIRE(env_init(&e, true, h_park, &pk));
+	struct got g[5];
+	memset(g, 0, sizeof(g));
+	struct httpc_call *calls[5] = {0};
+	char path[5][8];
+	for (int i = 0; i < 5; i++) {
+		snprintf(path[i], sizeof(path[i]), "/a%d", i);
+		struct httpc_request r = req_for(&e, path[i]);
+		r.http2 = true;
+		REQUIRE(httpc_start(e.h, &r, on_got, &g[i], &calls[i]) == 0);
+	}
+	CHECK_INT(httpc_active(e.h), 5);
+	httpc_cancel(&calls[4]); /* still waiting: never sent */
+	CHECK_INT(httpc_active(e.h), 4);
+	RUN_UNTIL(e.base, pk.n == 4);
+	run_for(e.base, 100);
+	REQUIRE(pk.n == 4);
+	CHECK_STR(pk.uri[0], "/a0"); /* the probe: the first started */
+	for (int i = 1; i < 4; i++)
+		CHECK(strncmp(pk.uri[i], "/a", 2) == 0 && pk.uri[i][2] != '4');
+	CHECK_INT(stats_of(&e).waves, 2);
+	for (size_t i = 0; i < pk.n; i++)
+		answer(&e, pk.req[i], "ok");
+	RUN_UNTIL(e.base, g[0].calls + g[1].calls + g[2].calls + g[3].calls == 4);
+	run_for(e.base, 50);
+	for (int i = 0; i < 4; i++) {
+		CHECK_INT(g[i].calls, 1);
+		CHECK_INT(g[i].result, HTTPC_OK);
+	}
+	CHECK_INT(g[4].calls, 0);
+	/* more calls later: a single one goes at once */
+	struct httpc_request r = req_for(&e, "/later");
+	r.http2 = true;
+	struct got gl = {0};
+	REQUIRE(httpc_start(e.h, &r, on_got, &gl, NULL) == 0);
+	RUN_UNTIL(e.base, pk.n == 5);
+	CHECK_STR(pk.uri[4], "/later");
+	answer(&e, pk.req[4], "ok");
+	RUN_UNTIL(e.base, gl.calls == 1);
+	CHECK_INT(gl.result, HTTPC_OK);
+	got_free(&gl);
+	/* freed with calls still waiting for admission */
+	struct got gw = {0};
+	for (int i = 0; i < 3; i++) {
+		struct httpc_request rw = req_for(&e, "/w");
+		rw.http2 = true;
+		REQUIRE(httpc_start(e.h, &rw, on_got, &gw, NULL) == 0);
+	}
+	CHECK_INT(httpc_active(e.h), 3);
+	for (int i = 0; i < 5; i++)
+		got_free(&g[i]);
+	env_done(&e);
+	CHECK_INT(gw.calls, 0);
+}
+
+/* An unreachable server: the first call fails before it is on a
+ * connection, and the calls waiting behind it go all at once, so each
+ * fails as fast as it would have alone. */
+static void test_admission_unreachable(void)
+{
+	struct env e;
+	REQUIRE(env_init(&e, true, h_echo, NULL));
+	char url[128];
+	snprintf(url, sizeof(url), "https://127.0.0.1:%u/", closed_port());
+	struct got g[6];
+	memset(g, 0, sizeof(g));
+	int64_t t0 = mono_ms();
+	for (int i = 0; i < 6; i++) {
+		struct httpc_request r = {.method = "GET", .url = url, .ca_file = pki.ca_file,
+					  .http2 = true, .connect_timeout_ms = 20000};
+		REQUIRE(httpc_start(e.h, &r, on_got, &g[i], NULL) == 0);
+	}
+	int total = 0;
+	RUN_UNTIL(e.base, (total = g[0].calls + g[1].calls + g[2].calls + g[3].calls +
+				   g[4].calls + g[5].calls) == 6);
+	CHECK_INT(total, 6);
+	CHECK(mono_ms() - t0 < 10000);
+	for (int i = 0; i < 6; i++) {
+		CHECK_INT(g[i].calls, 1);
+		CHECK_INT(g[i].result, HTTPC_CONNECT_FAILED);
+		got_free(&g[i]);
+	}
+	CHECK_INT(stats_of(&e).waves, 2); /* the probe, then all the rest */
+	CHECK_INT(httpc_active(e.h), 0);
+	env_done(&e);
+}
+
 static void test_start_failures(void)
 {
 	struct env e;
@@ -1911,5 +2008,6 @@ TESTS(TEST(test_fixture_pki), TEST(test_roundtrip_plain), TEST(test_roundtrip_tl
       TEST(test_callback_starts_request), TEST(test_malformed_responses),
       TEST(test_other_schemes),
       TEST(test_free_in_flight), TEST(test_retire), TEST(test_retire_twice),
+      TEST(test_admission_waves), TEST(test_admission_unreachable),
       TEST(test_start_failures), TEST(test_authorization),
       TEST(test_authorization_no_copy), TEST(test_elapsed), TEST(test_result_str));
