@@ -3,6 +3,7 @@
  * (those cases report themselves skipped otherwise). */
 #include "crypto/devtoken.h"
 #include "engine/account.h"
+#include "lib/clock.h"
 #include "relay/engine.h"
 #include "test.h"
 
@@ -517,24 +518,19 @@ static bool has_items(struct env *v)
 	return items_now(v) > items_before;
 }
 
-/* The initial sync is over: the cached item count has not moved for
- * stable_s seconds (longer than one Sync window takes, also under ASan). */
-static bool items_settle(struct env *v, int stable_s, int max_s)
+/* For run_until(): the initial sync is over, the cached item count has
+ * not moved for ITEMS_STILL_MS (longer than one Sync window takes, also
+ * under ASan). Set items_still_since to 0 before. */
+#define ITEMS_STILL_MS 8000
+static int64_t items_still_last, items_still_since;
+static bool items_still(struct env *v)
 {
-	int64_t last = items_now(v), since = 0;
-	for (int i = 0; i < max_s * 10; i++) {
-		struct timeval tv = {0, 100000};
-		event_base_loopexit(base, &tv);
-		event_base_dispatch(base);
-		int64_t n = items_now(v);
-		if (n != last) {
-			last = n;
-			since = i;
-		} else if (i - since >= stable_s * 10) {
-			return true;
-		}
+	int64_t n = items_now(v), now = hk_clock_mono(hk_clock_real());
+	if (items_still_since == 0 || n != items_still_last) {
+		items_still_last = n;
+		items_still_since = now;
 	}
-	return false;
+	return now - items_still_since >= ITEMS_STILL_MS;
 }
 
 static char live_account[STORE_ID_MAX];
@@ -590,7 +586,8 @@ static void test_live_sync(void)
 	CHECK(run_until(has_items, &v, 120)); /* the initial sync starts */
 	/* and ends (the mailbox may hold hundreds of messages: several
 	 * windows), so that what comes later is the delivery alone */
-	CHECK(items_settle(&v, 8, 300));
+	items_still_since = 0;
+	CHECK(run_until(items_still, &v, 300));
 	if (deliver != NULL && *deliver != '\0')
 		deliver_and_await(&v, deliver, "live", dev, true);
 	else
